@@ -1,0 +1,84 @@
+# Skein: a Kubernetes service mesh. `make help` lists the targets.
+
+# Tools and binaries built from source land in bin/; bin/k8s holds the
+# Kubernetes and etcd binaries that envtest and `make run` use.
+LOCALBIN ?= $(shell pwd)/bin
+K8S_BIN ?= $(LOCALBIN)/k8s
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
+
+## Tool versions, pinned.
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+
+# Where `make run` and `make demo` keep the local API server's state.
+LOCAL_STATE ?= $(shell pwd)/.local
+
+GO_TEST_FLAGS ?= -count=1
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Display this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: controller-gen ## Generate CRDs and RBAC from the Go markers.
+	$(CONTROLLER_GEN) rbac:roleName=skein-operator crd paths="./api/..." paths="./controllers/..." output:crd:artifacts:config=config/crd/bases
+
+.PHONY: generate
+generate: controller-gen ## Generate the DeepCopy methods of the API types.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: fmt
+fmt: ## Run go fmt.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## Run go vet.
+	go vet ./...
+
+.PHONY: verify
+verify: manifests generate ## Regenerate code and manifests; fail if anything generated was stale.
+	@hack/verify-generated.sh
+
+.PHONY: test
+test: verify vet envtest-assets ## Run every test against a real kube-apiserver and etcd (built from source on first use).
+	KUBEBUILDER_ASSETS=$(K8S_BIN) go test $(GO_TEST_FLAGS) ./...
+	hack/verify-generated_test.sh
+
+##@ Build
+
+.PHONY: build
+build: ## Build the operator binary.
+	go build -o $(LOCALBIN)/skein-operator ./cmd/manager
+
+.PHONY: run
+run: envtest-assets kubectl ## Run the operator here: against your cluster, or a local API server when none is reachable.
+	hack/run-local.sh run
+
+.PHONY: demo
+demo: envtest-assets kubectl ## Bring up a local control plane, run Skein, apply the samples and show their status.
+	hack/run-local.sh demo
+
+.PHONY: stop
+stop: ## Stop the local API server and operator that `make run` or `make demo` started.
+	hack/run-local.sh stop
+
+##@ Dependencies
+
+.PHONY: envtest-assets
+envtest-assets: ## Build kube-apiserver and etcd from source into bin/k8s (a no-op when present at the pinned versions).
+	@hack/build-k8s.sh $(K8S_BIN) etcd kube-apiserver
+
+.PHONY: kubectl
+kubectl: ## Build kubectl from source into bin/k8s.
+	@hack/build-k8s.sh $(K8S_BIN) kubectl
+
+.PHONY: controller-gen
+controller-gen: $(CONTROLLER_GEN) ## Build controller-gen into bin/.
+$(CONTROLLER_GEN):
+	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
