@@ -1,0 +1,85 @@
+// Package controllers holds Skein's reconcilers: one per mesh kind, and one
+// for the mesh-wide settings.
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/skeinmesh/skein/internal/meshconfig"
+)
+
+// Options configures the reconcilers.
+type Options struct {
+	// ConfigNamespace is the namespace of the mesh-wide ConfigMap, the operator's own.
+	ConfigNamespace string
+	// ConfigName is the name of the mesh-wide ConfigMap. Empty means meshconfig.ConfigMapName.
+	ConfigName string
+	// Settings holds the mesh-wide settings in force; Setup makes one when nil.
+	Settings *meshconfig.Store
+}
+
+func (o Options) configKey() types.NamespacedName {
+	name := o.ConfigName
+	if name == "" {
+		name = meshconfig.ConfigMapName
+	}
+	return types.NamespacedName{Namespace: o.ConfigNamespace, Name: name}
+}
+
+// CacheOptions limits the manager's cache to what the reconcilers read: of
+// all ConfigMaps, only the mesh-wide one.
+func CacheOptions(o Options) cache.Options {
+	key := o.configKey()
+	return cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.ConfigMap{}: {
+				Namespaces: map[string]cache.Config{key.Namespace: {}},
+				Field:      fields.OneTermEqualSelector("metadata.name", key.Name),
+			},
+		},
+	}
+}
+
+// Setup registers the cache indexes and every reconciler with mgr.
+func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
+	if o.ConfigNamespace == "" {
+		return fmt.Errorf("the namespace of the mesh-wide ConfigMap is not set")
+	}
+	if o.Settings == nil {
+		o.Settings = meshconfig.NewStore()
+	}
+	if err := addIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
+		return fmt.Errorf("add cache indexes: %w", err)
+	}
+	if err := metrics.Registry.Register(meshConfigValid); err != nil && !errors.As(err, &prometheus.AlreadyRegisteredError{}) {
+		return fmt.Errorf("register metrics: %w", err)
+	}
+	changed := make(chan event.GenericEvent)
+	c := mgr.GetClient()
+	status := statusWriter{client: c, recorder: mgr.GetEventRecorder("skein-operator")}
+	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
+		&MeshConfigReconciler{Client: c, recorder: status.recorder, key: o.configKey(), settings: o.Settings, changed: changed},
+		&MeshServiceReconciler{Client: c, status: status, settings: o.Settings, settingsChanged: changed},
+		&TrafficPolicyReconciler{Client: c, status: status},
+		&AuthorizationPolicyReconciler{Client: c, status: status},
+	}
+	for _, r := range reconcilers {
+		if err := r.SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("set up %T: %w", r, err)
+		}
+	}
+	return nil
+}
