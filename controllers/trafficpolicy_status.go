@@ -91,8 +91,18 @@ func invalidRegexes(tp *meshv1alpha1.TrafficPolicy) []string {
 	return errs
 }
 
+// resolveSeverity orders ResolvedRefs reasons from the gravest: a policy's
+// condition carries the gravest reason among its problems.
+var resolveSeverity = []string{
+	meshv1alpha1.ReasonPortNotFound,
+	meshv1alpha1.ReasonBackendNotFound,
+	meshv1alpha1.ReasonNotExported,
+	meshv1alpha1.ReasonSubsetNotFound,
+	meshv1alpha1.ReasonSubsetHasNoPods,
+}
+
 // trafficPolicyResolvedRefs checks the target, its port, and every backend
-// and failover service; it reports every problem, with the first one's reason.
+// and failover service; it reports every problem, with the gravest one's reason.
 func trafficPolicyResolvedRefs(tp *meshv1alpha1.TrafficPolicy, obs trafficPolicyObservation) metav1.Condition {
 	gen := tp.Generation
 	ref := tp.Spec.TargetRef
@@ -103,7 +113,7 @@ func trafficPolicyResolvedRefs(tp *meshv1alpha1.TrafficPolicy, obs trafficPolicy
 	var reason string
 	var problems []string
 	problem := func(r, format string, args ...any) {
-		if reason == "" {
+		if reason == "" || slices.Index(resolveSeverity, r) < slices.Index(resolveSeverity, reason) {
 			reason = r
 		}
 		problems = append(problems, fmt.Sprintf(format, args...))

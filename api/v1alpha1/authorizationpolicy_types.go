@@ -96,24 +96,28 @@ type Source struct {
 	// principals match the caller's mTLS identity.
 	// +optional
 	// +listType=set
+	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=16
 	Principals []Principal `json:"principals,omitempty"`
 
 	// namespaces match the caller's namespace, taken from its identity.
 	// +optional
 	// +listType=set
+	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=32
 	Namespaces []ObjectName `json:"namespaces,omitempty"`
 
 	// serviceAccounts match the caller's service account, taken from its identity.
 	// +optional
 	// +listType=set
+	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=32
 	ServiceAccounts []ServiceAccountName `json:"serviceAccounts,omitempty"`
 
 	// ipBlocks match the caller's IP address.
 	// +optional
 	// +listType=set
+	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=32
 	IPBlocks []CIDR `json:"ipBlocks,omitempty"`
 }
@@ -126,18 +130,21 @@ type Operation struct {
 	// ports match the port the request arrived on.
 	// +optional
 	// +listType=set
+	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=32
 	Ports []PortNumber `json:"ports,omitempty"`
 
 	// methods match the HTTP method.
 	// +optional
 	// +listType=set
+	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=9
 	Methods []HTTPMethod `json:"methods,omitempty"`
 
 	// paths match the request path, exactly or by prefix.
 	// +optional
 	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=32
 	// +kubebuilder:validation:XValidation:rule="self.all(p, !has(p.regex))",message="authorization paths match by exact or prefix only"
 	Paths []PathMatch `json:"paths,omitempty"`

@@ -8,6 +8,13 @@ package v1alpha1
 // +kubebuilder:validation:MaxLength=32
 type Duration string
 
+// PositiveDuration is a Duration longer than zero.
+//
+// +kubebuilder:validation:Pattern=`^([0-9]{1,5}(h|m|s|ms)){1,4}$`
+// +kubebuilder:validation:MaxLength=32
+// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]{1,5}(h|m|s|ms)){1,4}$') || duration(self) > duration('0s')",message="must be longer than zero"
+type PositiveDuration string
+
 // Percent is a whole percentage, 0 to 100.
 //
 // +kubebuilder:validation:Minimum=0

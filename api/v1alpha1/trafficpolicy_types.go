@@ -4,11 +4,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
+// The CEL rules that compare two durations first check that both match
+// Duration's pattern, so that a malformed duration is reported once, by the
+// pattern on its own field, and not also as a conversion error on the object
+// that holds the rule.
+
 // TrafficPolicySpec is how calls to one MeshService are routed and protected.
 // The sections other than routes apply to every route; a route may override
 // timeouts, retries and faultInjection for itself.
 //
-// +kubebuilder:validation:XValidation:rule="!has(self.retries) || !has(self.retries.perTryTimeout) || !has(self.timeouts) || !has(self.timeouts.request) || duration(self.retries.perTryTimeout) <= duration(self.timeouts.request)",message="retries.perTryTimeout must not be longer than timeouts.request",fieldPath=".retries.perTryTimeout"
+// +kubebuilder:validation:XValidation:rule="!has(self.retries) || !has(self.retries.perTryTimeout) || !has(self.timeouts) || !has(self.timeouts.request) || !self.retries.perTryTimeout.matches('^([0-9]{1,5}(h|m|s|ms)){1,4}$') || !self.timeouts.request.matches('^([0-9]{1,5}(h|m|s|ms)){1,4}$') || duration(self.retries.perTryTimeout) <= duration(self.timeouts.request)",message="retries.perTryTimeout must not be longer than timeouts.request",fieldPath=".retries.perTryTimeout"
 // +kubebuilder:validation:XValidation:rule="!has(self.failover) || has(self.outlierDetection) || has(self.healthCheck)",message="failover needs outlierDetection or healthCheck, which decide when endpoints are unhealthy",fieldPath=".failover"
 type TrafficPolicySpec struct {
 	// targetRef names the MeshService, in this namespace, whose callers this
@@ -65,7 +70,7 @@ type TrafficPolicySpec struct {
 
 // Route sends the requests that match it to weighted backends.
 //
-// +kubebuilder:validation:XValidation:rule="!has(self.retries) || !has(self.retries.perTryTimeout) || !has(self.timeouts) || !has(self.timeouts.request) || duration(self.retries.perTryTimeout) <= duration(self.timeouts.request)",message="retries.perTryTimeout must not be longer than timeouts.request",fieldPath=".retries.perTryTimeout"
+// +kubebuilder:validation:XValidation:rule="!has(self.retries) || !has(self.retries.perTryTimeout) || !has(self.timeouts) || !has(self.timeouts.request) || !self.retries.perTryTimeout.matches('^([0-9]{1,5}(h|m|s|ms)){1,4}$') || !self.timeouts.request.matches('^([0-9]{1,5}(h|m|s|ms)){1,4}$') || duration(self.retries.perTryTimeout) <= duration(self.timeouts.request)",message="retries.perTryTimeout must not be longer than timeouts.request",fieldPath=".retries.perTryTimeout"
 type Route struct {
 	// name labels the route in metrics, logs and status.
 	// +optional
@@ -85,7 +90,7 @@ type Route struct {
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=16
-	// +kubebuilder:validation:XValidation:rule="self.exists(b, !has(b.weight) || b.weight > 0)",message="at least one backend needs a weight above zero"
+	// +kubebuilder:validation:XValidation:rule="self.size() == 0 || self.exists(b, !has(b.weight) || b.weight > 0)",message="at least one backend needs a weight above zero"
 	Backends []Backend `json:"backends,omitempty"`
 
 	// timeouts overrides the policy's timeouts for this route.
@@ -187,7 +192,7 @@ type RetryPolicy struct {
 	// +kubebuilder:default=2
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=10
-	Attempts int32 `json:"attempts,omitempty"`
+	Attempts *int32 `json:"attempts,omitempty"`
 
 	// retryOn lists the failures worth a retry. Defaults to connect-failure,
 	// refused-stream, unavailable, cancelled and retriable-4xx, the ones that
@@ -201,7 +206,7 @@ type RetryPolicy struct {
 	// than timeouts.request. Unset means each try may use what is left of the
 	// request timeout.
 	// +optional
-	PerTryTimeout *Duration `json:"perTryTimeout,omitempty"`
+	PerTryTimeout *PositiveDuration `json:"perTryTimeout,omitempty"`
 
 	// backoff spaces out retries. Unset means a 25ms base and a 250ms cap.
 	// +optional
@@ -215,15 +220,15 @@ type RetryPolicy struct {
 
 // RetryBackoff is an exponential backoff with full jitter.
 //
-// +kubebuilder:validation:XValidation:rule="!has(self.baseInterval) || !has(self.maxInterval) || duration(self.baseInterval) <= duration(self.maxInterval)",message="baseInterval must not be longer than maxInterval",fieldPath=".baseInterval"
+// +kubebuilder:validation:XValidation:rule="!has(self.baseInterval) || !has(self.maxInterval) || !self.baseInterval.matches('^([0-9]{1,5}(h|m|s|ms)){1,4}$') || !self.maxInterval.matches('^([0-9]{1,5}(h|m|s|ms)){1,4}$') || duration(self.baseInterval) <= duration(self.maxInterval)",message="baseInterval must not be longer than maxInterval",fieldPath=".baseInterval"
 type RetryBackoff struct {
 	// baseInterval is the first retry's mean wait. Defaults to 25ms.
 	// +optional
-	BaseInterval *Duration `json:"baseInterval,omitempty"`
+	BaseInterval *PositiveDuration `json:"baseInterval,omitempty"`
 
 	// maxInterval caps the wait. Defaults to ten times baseInterval.
 	// +optional
-	MaxInterval *Duration `json:"maxInterval,omitempty"`
+	MaxInterval *PositiveDuration `json:"maxInterval,omitempty"`
 }
 
 // RetryBudget caps concurrent retries relative to active requests.
@@ -232,7 +237,7 @@ type RetryBudget struct {
 	// in flight. Defaults to 20.
 	// +optional
 	// +kubebuilder:default=20
-	Percent Percent `json:"percent,omitempty"`
+	Percent *Percent `json:"percent,omitempty"`
 
 	// minRetryConcurrency is the number of retries always allowed in flight,
 	// however few requests are active. Defaults to 3.
@@ -240,7 +245,7 @@ type RetryBudget struct {
 	// +kubebuilder:default=3
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=1000
-	MinRetryConcurrency int32 `json:"minRetryConcurrency,omitempty"`
+	MinRetryConcurrency *int32 `json:"minRetryConcurrency,omitempty"`
 }
 
 // CircuitBreaker caps what one caller's proxy sends to the service; requests
@@ -289,25 +294,25 @@ type OutlierDetection struct {
 	// interval is how often ejections are reconsidered. Defaults to 10s.
 	// +optional
 	// +kubebuilder:default="10s"
-	Interval Duration `json:"interval,omitempty"`
+	Interval PositiveDuration `json:"interval,omitempty"`
 
 	// baseEjectionTime is the first ejection's length; each further ejection
 	// of the same endpoint lasts one more multiple of it. Defaults to 30s.
 	// +optional
 	// +kubebuilder:default="30s"
-	BaseEjectionTime Duration `json:"baseEjectionTime,omitempty"`
+	BaseEjectionTime PositiveDuration `json:"baseEjectionTime,omitempty"`
 
 	// maxEjectionPercent is the largest share of endpoints ejected at once.
 	// Defaults to 10.
 	// +optional
 	// +kubebuilder:default=10
-	MaxEjectionPercent Percent `json:"maxEjectionPercent,omitempty"`
+	MaxEjectionPercent *Percent `json:"maxEjectionPercent,omitempty"`
 }
 
 // HealthCheck probes each endpoint; exactly one of http, grpc or tcp is set.
 //
 // +kubebuilder:validation:XValidation:rule="[has(self.http), has(self.grpc), has(self.tcp)].filter(x, x).size() == 1",message="set exactly one of http, grpc or tcp"
-// +kubebuilder:validation:XValidation:rule="duration(self.timeout) <= duration(self.interval)",message="timeout must not be longer than interval",fieldPath=".timeout"
+// +kubebuilder:validation:XValidation:rule="!self.timeout.matches('^([0-9]{1,5}(h|m|s|ms)){1,4}$') || !self.interval.matches('^([0-9]{1,5}(h|m|s|ms)){1,4}$') || duration(self.timeout) <= duration(self.interval)",message="timeout, 1s unless set, must not be longer than interval",fieldPath=".timeout"
 type HealthCheck struct {
 	// http probes with an HTTP GET.
 	// +optional
@@ -324,12 +329,12 @@ type HealthCheck struct {
 	// interval is the time between probes. Defaults to 10s.
 	// +optional
 	// +kubebuilder:default="10s"
-	Interval Duration `json:"interval,omitempty"`
+	Interval PositiveDuration `json:"interval,omitempty"`
 
 	// timeout is how long a probe may take. Defaults to 1s.
 	// +optional
 	// +kubebuilder:default="1s"
-	Timeout Duration `json:"timeout,omitempty"`
+	Timeout PositiveDuration `json:"timeout,omitempty"`
 
 	// healthyThreshold is how many passing probes in a row make an unhealthy
 	// endpoint healthy again. Defaults to 1.
@@ -463,7 +468,7 @@ type FaultDelay struct {
 	// percentage of requests delayed. Defaults to 100.
 	// +optional
 	// +kubebuilder:default=100
-	Percentage Percent `json:"percentage,omitempty"`
+	Percentage *Percent `json:"percentage,omitempty"`
 }
 
 // GRPCStatus is a gRPC status code name other than OK.
@@ -489,7 +494,7 @@ type FaultAbort struct {
 	// percentage of requests aborted. Defaults to 100.
 	// +optional
 	// +kubebuilder:default=100
-	Percentage Percent `json:"percentage,omitempty"`
+	Percentage *Percent `json:"percentage,omitempty"`
 }
 
 // Failover orders where requests go when nearby endpoints are unhealthy:
