@@ -5,9 +5,11 @@
 LOCALBIN ?= $(shell pwd)/bin
 K8S_BIN ?= $(LOCALBIN)/k8s
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
+GOTESTSUM ?= $(LOCALBIN)/gotestsum
 
 ## Tool versions, pinned.
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
+GOTESTSUM_VERSION ?= v1.13.0
 
 # Where `make run` and `make demo` keep the local API server's state.
 LOCAL_STATE ?= $(shell pwd)/.local
@@ -42,13 +44,13 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: verify
-verify: manifests generate ## Regenerate code and manifests; fail if anything generated was stale.
-	@hack/verify-generated.sh
+verify: controller-gen ## Regenerate code and manifests; fail if anything generated was stale, or go.mod untidy.
+	@MAKE=$(MAKE) hack/verify-generated.sh
 
 .PHONY: test
-test: verify vet envtest-assets ## Run every test against a real kube-apiserver and etcd (built from source on first use).
-	KUBEBUILDER_ASSETS=$(K8S_BIN) go test $(GO_TEST_FLAGS) ./...
+test: verify vet envtest-assets gotestsum ## Run every test; those that need Kubernetes run against a real kube-apiserver and etcd (built from source on first use).
 	hack/verify-generated_test.sh
+	KUBEBUILDER_ASSETS=$(K8S_BIN) $(GOTESTSUM) --format pkgname-and-test-fails -- $(GO_TEST_FLAGS) ./...
 
 ##@ Build
 
@@ -77,6 +79,11 @@ envtest-assets: ## Build kube-apiserver and etcd from source into bin/k8s (a no-
 .PHONY: kubectl
 kubectl: ## Build kubectl from source into bin/k8s.
 	@hack/build-k8s.sh $(K8S_BIN) kubectl
+
+.PHONY: gotestsum
+gotestsum: $(GOTESTSUM) ## Build gotestsum, the test runner, into bin/.
+$(GOTESTSUM):
+	GOBIN=$(LOCALBIN) go install gotest.tools/gotestsum@$(GOTESTSUM_VERSION)
 
 .PHONY: controller-gen
 controller-gen: $(CONTROLLER_GEN) ## Build controller-gen into bin/.
