@@ -79,8 +79,9 @@ func TestTrafficPolicyLifecycle(t *testing.T) {
 	if err := get(ms); err != nil {
 		t.Fatal(err)
 	}
+	patch := client.MergeFrom(ms.DeepCopy())
 	ms.Spec.Subsets = meshService(ns, "catalog", "v1", "v2").Spec.Subsets
-	if err := k8sClient.Update(context.Background(), ms); err != nil {
+	if err := k8sClient.Patch(context.Background(), ms, patch); err != nil {
 		t.Fatal(err)
 	}
 	create(t, pod(ns, "catalog-v1", "catalog", map[string]string{"app": "catalog", "version": "v1"}))
@@ -94,7 +95,7 @@ func TestTrafficPolicyLifecycle(t *testing.T) {
 	private := meshService(other, "ledger")
 	private.Spec.ExportTo = []string{"."}
 	create(t, private)
-	patch := client.MergeFrom(tp.DeepCopy())
+	patch = client.MergeFrom(tp.DeepCopy())
 	tp.Spec.Routes[0].Backends = append(tp.Spec.Routes[0].Backends, meshv1alpha1.Backend{Name: "ledger", Namespace: meshv1alpha1.ObjectName(other)})
 	if err := k8sClient.Patch(context.Background(), tp, patch); err != nil {
 		t.Fatal(err)
