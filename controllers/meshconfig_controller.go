@@ -47,7 +47,7 @@ type MeshConfigReconciler struct {
 	changed chan<- event.GenericEvent
 }
 
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",namespace=skein-system,resources=configmaps,verbs=get;list;watch
 
 // Reconcile reads the ConfigMap and applies it; a missing ConfigMap means defaults.
 func (r *MeshConfigReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
