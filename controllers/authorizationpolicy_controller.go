@@ -72,14 +72,5 @@ func (r *AuthorizationPolicyReconciler) forService(ctx context.Context, o client
 
 // targeting lists the policies in namespace that target MeshService name.
 func (r *AuthorizationPolicyReconciler) targeting(ctx context.Context, namespace, name string) []reconcile.Request {
-	list := &meshv1alpha1.AuthorizationPolicyList{}
-	if err := r.List(ctx, list, client.InNamespace(namespace), client.MatchingFields{indexTargetName: name}); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "List AuthorizationPolicies to map a change")
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for _, ap := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&ap)})
-	}
-	return reqs
+	return listRequests(ctx, r.Client, &meshv1alpha1.AuthorizationPolicyList{}, client.InNamespace(namespace), client.MatchingFields{indexTargetName: name})
 }

@@ -111,28 +111,10 @@ func (r *MeshServiceReconciler) forPod(ctx context.Context, o client.Object) []r
 
 // all maps a settings change to every MeshService.
 func (r *MeshServiceReconciler) all(ctx context.Context, _ client.Object) []reconcile.Request {
-	list := &meshv1alpha1.MeshServiceList{}
-	if err := r.List(ctx, list); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "List MeshServices after a settings change")
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for _, ms := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&ms)})
-	}
-	return reqs
+	return listRequests(ctx, r.Client, &meshv1alpha1.MeshServiceList{})
 }
 
 // meshServicesOf lists the MeshServices that mesh Service namespace/name.
 func meshServicesOf(ctx context.Context, c client.Client, namespace, name string) []reconcile.Request {
-	list := &meshv1alpha1.MeshServiceList{}
-	if err := c.List(ctx, list, client.InNamespace(namespace), client.MatchingFields{indexServiceName: name}); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "List MeshServices of a Service", "service", klog.KRef(namespace, name))
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for _, ms := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&ms)})
-	}
-	return reqs
+	return listRequests(ctx, c, &meshv1alpha1.MeshServiceList{}, client.InNamespace(namespace), client.MatchingFields{indexServiceName: name})
 }

@@ -128,14 +128,5 @@ func (r *TrafficPolicyReconciler) forService(ctx context.Context, o client.Objec
 }
 
 func (r *TrafficPolicyReconciler) policiesBy(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
-	list := &meshv1alpha1.TrafficPolicyList{}
-	if err := r.List(ctx, list, opts...); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "List TrafficPolicies to map a change")
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for _, tp := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&tp)})
-	}
-	return reqs
+	return listRequests(ctx, r.Client, &meshv1alpha1.TrafficPolicyList{}, opts...)
 }
