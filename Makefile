@@ -70,6 +70,15 @@ demo: envtest-assets kubectl ## Bring up a local control plane, run Skein, apply
 stop: ## Stop the local API server and operator that `make run` or `make demo` started.
 	hack/run-local.sh stop
 
+##@ Images
+
+# Tag of Skein's images (the pause image keeps registry.k8s.io/pause:3.10).
+IMAGE_TAG ?= dev
+
+.PHONY: images
+images: ## Build the operator, proxy, init and e2e test images as docker-archive tarballs into bin/images (no Docker needed).
+	go run ./hack/images -out $(LOCALBIN)/images -tag $(IMAGE_TAG) -revision=$(shell git rev-parse HEAD 2>/dev/null)
+
 ##@ Dependencies
 
 .PHONY: envtest-assets
