@@ -24,6 +24,8 @@ import (
 	"github.com/go-logr/logr"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/skeinmesh/skein/internal/testenv"
 )
 
 // loopback is the only address the control plane listens on.
@@ -77,7 +79,7 @@ func run(ctx context.Context, log logr.Logger, assets, crds, kubeconfig string) 
 			err = fmt.Errorf("stop control plane: %w", stopErr)
 		}
 	}()
-	if _, err := env.Start(); err != nil {
+	if _, err := testenv.Start(env); err != nil {
 		return fmt.Errorf("start control plane from %s: %w", assets, err)
 	}
 

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"runtime"
 
+	"k8s.io/client-go/rest"
+
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
@@ -41,4 +43,16 @@ func New() (*envtest.Environment, error) {
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: dir,
 	}, nil
+}
+
+// Start starts env. When starting fails halfway, for example because the
+// API server refuses a CRD, it stops what did start, so that no
+// kube-apiserver or etcd outlives the failure.
+func Start(env *envtest.Environment) (*rest.Config, error) {
+	cfg, err := env.Start()
+	if err != nil {
+		_ = env.Stop()
+		return nil, err
+	}
+	return cfg, nil
 }

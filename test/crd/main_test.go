@@ -33,7 +33,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	cfg, err := env.Start()
+	cfg, err := testenv.Start(env)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "start the API server with Skein's CRDs: %v\n", err)
 		return 1
