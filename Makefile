@@ -11,8 +11,13 @@ GOTESTSUM ?= $(LOCALBIN)/gotestsum
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 GOTESTSUM_VERSION ?= v1.13.0
 
-# Where `make run` and `make demo` keep the local API server's state.
+# Where `make run` and `make demo-api` keep the local API server's state.
 LOCAL_STATE ?= $(shell pwd)/.local
+
+# The local single-node cluster's state: certificates, configs, logs, containerd's images.
+CLUSTER_STATE ?= /var/lib/skein-cluster
+CLUSTER_KUBECONFIG ?= $(CLUSTER_STATE)/admin.kubeconfig
+CLUSTER_CONTAINERD_SOCK ?= $(CLUSTER_STATE)/run/containerd/containerd.sock
 
 GO_TEST_FLAGS ?= -count=1
 
@@ -40,8 +45,9 @@ fmt: ## Run go fmt.
 	go fmt ./...
 
 .PHONY: vet
-vet: ## Run go vet.
+vet: ## Run go vet (the end-to-end tests too).
 	go vet ./...
+	go vet -tags e2e ./test/e2e/...
 
 .PHONY: verify
 verify: controller-gen ## Regenerate code and manifests; fail if anything generated was stale, or go.mod untidy.
@@ -62,13 +68,51 @@ build: ## Build the operator binary.
 run: envtest-assets kubectl ## Run the operator here: against your cluster, or a local API server when none is reachable.
 	hack/run-local.sh run
 
-.PHONY: demo
-demo: envtest-assets kubectl ## Bring up a local control plane, run Skein, apply the samples and show their status.
+.PHONY: demo-api
+demo-api: envtest-assets kubectl ## The control plane alone: a local API server (no kubelet), the operator, the samples.
 	hack/run-local.sh demo
 
 .PHONY: stop
-stop: ## Stop the local API server and operator that `make run` or `make demo` started.
+stop: ## Stop the local API server and operator that `make run` or `make demo-api` started.
 	hack/run-local.sh stop
+
+##@ Local cluster
+
+.PHONY: demo
+demo: cluster-up cluster-load deploy ## Skein on the local single-node cluster, meshing a sample app (builds what is missing first).
+	KUBECONFIG=$(CLUSTER_KUBECONFIG) hack/demo.sh
+
+.PHONY: e2e
+e2e: cluster-up cluster-load deploy ## Run the end-to-end tests on the local cluster with Skein deployed.
+	KUBECONFIG=$(CLUSTER_KUBECONFIG) $(GOTESTSUM) --format standard-verbose -- -tags e2e -count=1 -timeout 20m ./test/e2e/...
+
+.PHONY: cluster-binaries
+cluster-binaries: ## Build the local cluster's binaries from source into bin/k8s (a no-op when present at the pinned versions).
+	@hack/build-k8s.sh $(K8S_BIN) etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl coredns
+
+.PHONY: cluster-up
+cluster-up: cluster-binaries gotestsum ## Start the local single-node cluster (root); admin kubeconfig in $(CLUSTER_STATE)/admin.kubeconfig.
+	@CLUSTER_STATE=$(CLUSTER_STATE) K8S_BIN=$(K8S_BIN) hack/cluster/cluster.sh up
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local cluster and remove everything it added to the machine.
+	@CLUSTER_STATE=$(CLUSTER_STATE) K8S_BIN=$(K8S_BIN) hack/cluster/cluster.sh down
+
+.PHONY: cluster-status
+cluster-status: ## Show what of the local cluster runs.
+	@CLUSTER_STATE=$(CLUSTER_STATE) K8S_BIN=$(K8S_BIN) hack/cluster/cluster.sh status
+
+.PHONY: cluster-test
+cluster-test: cluster-binaries ## Test that cluster-down leaves nothing behind (takes a running cluster down first; about 40s).
+	@CLUSTER_STATE=$(CLUSTER_STATE) K8S_BIN=$(K8S_BIN) hack/cluster/down_test.sh
+
+.PHONY: cluster-load
+cluster-load: images ## Import bin/images/*.tar into the local cluster's containerd.
+	hack/images/load.sh $(CLUSTER_CONTAINERD_SOCK) $(LOCALBIN)/images/*.tar
+
+.PHONY: deploy
+deploy: kubectl ## Install Skein (config/default) into the local cluster, or the one in KUBECONFIG, and wait until it is Ready.
+	KUBECONFIG=$${KUBECONFIG:-$(CLUSTER_KUBECONFIG)} hack/deploy.sh
 
 ##@ Images
 
