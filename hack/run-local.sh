@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # run-local.sh run|demo|stop: the quick local loop behind `make run`,
-# `make demo` and `make stop`.
+# `make demo-api` and `make stop`.
 #
 #   run   Runs the operator in the foreground against the cluster of your
 #         kubeconfig when one answers, else against a local API server
@@ -181,7 +181,7 @@ operator_args() {
 }
 
 # run_operator_foreground KUBECONFIG: runs the operator until it exits or
-# Ctrl-C; its PID file lets `make demo` and `make stop` find it meanwhile.
+# Ctrl-C; its PID file lets `make demo-api` and `make stop` find it meanwhile.
 run_operator_foreground() {
 	local args rc=0
 	mapfile -t args < <(operator_args "$1")
@@ -272,10 +272,9 @@ cmd_demo() {
 	kube get meshservices,trafficpolicies,authorizationpolicies -n "$demo_ns"
 	cat <<EOF
 
-This demo runs the control plane only: kube-apiserver and etcd, no kubelet.
-The pods stay Pending and no proxy runs, so Programmed stays Unknown (Pending).
-The real single-node cluster, with a kubelet and injected proxies, arrives
-with the local-cluster work.
+This runs the control plane only: kube-apiserver and etcd, no kubelet, so the
+pods stay Pending and Programmed stays Unknown (Pending). \`make demo\` shows
+the same on the local single-node cluster, with running pods.
 
 What to look at next (kubectl is $kubectl if none is on your PATH):
 EOF
