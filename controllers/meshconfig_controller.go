@@ -10,9 +10,11 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
@@ -81,9 +83,13 @@ func (r *MeshConfigReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (c
 	if cm != nil {
 		r.recorder.Eventf(cm, nil, corev1.EventTypeNormal, ReasonMeshConfigApplied, actionReconcile, "new mesh-wide settings are in force")
 	}
+	// Never blocks: a notification already pending covers this one, since
+	// its handler reads the settings in force when it runs; and on a replica
+	// that is not the leader nothing consumes it until it becomes one, when
+	// every MeshService is reconciled anyway.
 	select {
 	case r.changed <- event.GenericEvent{Object: &corev1.ConfigMap{}}:
-	case <-ctx.Done():
+	default:
 	}
 	return ctrl.Result{}, nil
 }
@@ -96,5 +102,8 @@ func (r *MeshConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("meshconfig").
 		For(&corev1.ConfigMap{}, builder.WithPredicates(isOurs)).
+		// Every replica needs the settings (the injection webhook serves on
+		// all of them), not just the leader.
+		WithOptions(controller.Options{NeedLeaderElection: ptr.To(false)}).
 		Complete(r)
 }

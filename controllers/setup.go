@@ -67,7 +67,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	if err := metrics.Registry.Register(meshConfigValid); err != nil && !errors.As(err, &prometheus.AlreadyRegisteredError{}) {
 		return fmt.Errorf("register metrics: %w", err)
 	}
-	changed := make(chan event.GenericEvent)
+	changed := make(chan event.GenericEvent, 1)
 	c := mgr.GetClient()
 	status := statusWriter{client: c, recorder: mgr.GetEventRecorder("skein-operator")}
 	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
