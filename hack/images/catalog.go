@@ -19,6 +19,9 @@ type Spec struct {
 	User     string
 	// Title and Description become the OCI labels of the same name.
 	Title, Description string
+	// Iptables adds this machine's iptables (xtables-nft-multi with its
+	// libraries and extension modules) to the image.
+	Iptables bool
 }
 
 // Binary is one Go main package in an image.
@@ -63,6 +66,7 @@ var catalog = []Spec{{
 	Repository:  "docker.io/skeinmesh/skein-init",
 	Binaries:    []Binary{{Package: "./cmd/init", Path: "/skein-init"}},
 	Entrypoint:  []string{"/skein-init"},
+	Iptables:    true,
 	Title:       "skein-init",
 	Description: "Skein's init container: sends a meshed pod's traffic through its proxy",
 }, {

@@ -46,6 +46,9 @@ type File struct {
 	Source string
 	// Mode is the permission bits; 0 means 0755.
 	Mode int64
+	// Link, when set, makes the file a symbolic link to Link; Source and
+	// Mode are then unused.
+	Link string
 }
 
 // Build returns an image from scratch with one layer: the files, each owned
@@ -124,6 +127,13 @@ func layerTar(files []File, cfg Config) ([]byte, error) {
 		entries[p] = entry{hdr: tar.Header{Typeflag: tar.TypeReg, Mode: mode, Size: int64(len(data))}, data: data}
 		return nil
 	}
+	link := func(p, target string) error {
+		if err := add(p, 0o777, nil); err != nil {
+			return err
+		}
+		entries[p] = entry{hdr: tar.Header{Typeflag: tar.TypeSymlink, Mode: 0o777, Linkname: target}}
+		return nil
+	}
 
 	passwd, group := "root:x:0:0:root:/root:/sbin/nologin\n", "root:x:0:\n"
 	if cfg.UID != 0 {
@@ -139,6 +149,12 @@ func layerTar(files []File, cfg Config) ([]byte, error) {
 		return nil, err
 	}
 	for _, f := range files {
+		if f.Link != "" {
+			if err := link(f.Path, f.Link); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		data, err := os.ReadFile(f.Source)
 		if err != nil {
 			return nil, err

@@ -125,6 +125,13 @@ func buildImage(s Spec, o options) (*result, error) {
 		}
 		files = append(files, File{Path: b.Path, Source: out})
 	}
+	if s.Iptables {
+		ipt, err := iptablesFiles()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.Name, err)
+		}
+		files = append(files, ipt...)
+	}
 	labels := map[string]string{
 		"org.opencontainers.image.source":      source,
 		"org.opencontainers.image.title":       s.Title,
