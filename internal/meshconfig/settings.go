@@ -27,6 +27,7 @@ const (
 	KeyAccessLogging         = "accessLogging"
 	KeyTracingEndpoint       = "tracingEndpoint"
 	KeyWebhookFailurePolicy  = "webhookFailurePolicy"
+	KeyRestartUnmeshedPods   = "restartUnmeshedPods"
 )
 
 // OutboundTrafficPolicy says what a proxy does with a connection to a
@@ -80,6 +81,12 @@ type Settings struct {
 	TracingEndpoint string
 	// WebhookFailurePolicy is the injection webhook's failure policy.
 	WebhookFailurePolicy FailurePolicy
+	// RestartUnmeshedPods turns on, mesh-wide, the restart of a workload
+	// whose pods run without the proxy they should have (created while the
+	// injection webhook was unreachable); a namespace's annotation
+	// skein.io/restart-unmeshed-pods overrides it. Off by default: such pods
+	// are then only reported.
+	RestartUnmeshedPods bool
 }
 
 // Defaults returns the settings in force when the ConfigMap is absent, and
@@ -94,6 +101,7 @@ func Defaults() Settings {
 		AccessLogging:         false,
 		TracingEndpoint:       "",
 		WebhookFailurePolicy:  FailurePolicyFail,
+		RestartUnmeshedPods:   false,
 	}
 }
 
@@ -163,13 +171,17 @@ func Parse(data map[string]string) (Settings, error) {
 			default:
 				bad(key, v, "must be ALLOW or DENY")
 			}
-		case KeyAccessLogging:
+		case KeyAccessLogging, KeyRestartUnmeshedPods:
 			b, err := strconv.ParseBool(v)
 			if err != nil {
 				bad(key, v, `must be "true" or "false"`)
 				continue
 			}
-			s.AccessLogging = b
+			if key == KeyAccessLogging {
+				s.AccessLogging = b
+			} else {
+				s.RestartUnmeshedPods = b
+			}
 		case KeyTracingEndpoint:
 			if v != "" {
 				if err := checkHostPort(v); err != nil {
@@ -197,7 +209,7 @@ func Parse(data map[string]string) (Settings, error) {
 
 func knownKeys() []string {
 	return []string{KeyProxyImage, KeyInitImage, KeyTrustDomain, KeyOutboundTrafficPolicy,
-		KeyDefaultAuthorization, KeyAccessLogging, KeyTracingEndpoint, KeyWebhookFailurePolicy}
+		KeyDefaultAuthorization, KeyAccessLogging, KeyTracingEndpoint, KeyWebhookFailurePolicy, KeyRestartUnmeshedPods}
 }
 
 func checkHostPort(v string) error {

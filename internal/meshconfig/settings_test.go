@@ -24,12 +24,14 @@ func TestParse(t *testing.T) {
 				KeyTrustDomain: "example.org", KeyOutboundTrafficPolicy: "REGISTRY_ONLY",
 				KeyDefaultAuthorization: "DENY", KeyAccessLogging: "true",
 				KeyTracingEndpoint: "otel-collector.observability:4317", KeyWebhookFailurePolicy: "Ignore",
+				KeyRestartUnmeshedPods: "true",
 			},
 			want: func(s *Settings) {
 				s.ProxyImage, s.InitImage, s.TrustDomain = "reg.local/proxy:v2", "reg.local/init:v2", "example.org"
 				s.OutboundTrafficPolicy, s.DefaultAuthorization = OutboundRegistryOnly, AuthorizationDeny
 				s.AccessLogging, s.TracingEndpoint = true, "otel-collector.observability:4317"
 				s.WebhookFailurePolicy = FailurePolicyIgnore
+				s.RestartUnmeshedPods = true
 			},
 		},
 		{name: "surrounding space is trimmed", data: map[string]string{KeyTrustDomain: " mesh.local\n"}, want: func(s *Settings) { s.TrustDomain = "mesh.local" }},
@@ -42,6 +44,8 @@ func TestParse(t *testing.T) {
 		{name: "tracing endpoint port out of range", data: map[string]string{KeyTracingEndpoint: "collector:70000"}, badKeys: []string{KeyTracingEndpoint}},
 		{name: "image with a space", data: map[string]string{KeyProxyImage: "skein proxy"}, badKeys: []string{KeyProxyImage}},
 		{name: "empty image", data: map[string]string{KeyInitImage: ""}, badKeys: []string{KeyInitImage}},
+		{name: "restart of unmeshed pods off", data: map[string]string{KeyRestartUnmeshedPods: "false"}, want: func(*Settings) {}},
+		{name: "bad restart switch", data: map[string]string{KeyRestartUnmeshedPods: "always"}, badKeys: []string{KeyRestartUnmeshedPods}},
 		{name: "bad failure policy", data: map[string]string{KeyWebhookFailurePolicy: "fail"}, badKeys: []string{KeyWebhookFailurePolicy}},
 		{name: "unknown key, a typo", data: map[string]string{"trustDomian": "x.local"}, badKeys: []string{"trustDomian"}},
 		{
