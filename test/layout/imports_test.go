@@ -20,7 +20,7 @@ func TestDataPlaneImportsNoOperatorCode(t *testing.T) {
 		module + "/api/", module + "/controllers", module + "/webhook", module + "/internal/",
 		"k8s.io/client-go", "sigs.k8s.io/controller-runtime",
 	}
-	for _, pkg := range []string{"./sidecar/...", "./cmd/init"} {
+	for _, pkg := range []string{"./sidecar/...", "./cmd/init", "./cmd/proxy"} {
 		for _, dep := range deps(t, pkg) {
 			for _, f := range forbidden {
 				if strings.HasPrefix(dep, f) {
