@@ -1,5 +1,5 @@
 // Command manager is skein-operator: the reconcilers of the mesh's CRDs and
-// the mesh-wide settings.
+// the mesh-wide settings, and the sidecar-injection webhook.
 package main
 
 import (
@@ -15,10 +15,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	meshv1alpha1 "github.com/skeinmesh/skein/api/v1alpha1"
 	"github.com/skeinmesh/skein/controllers"
 	"github.com/skeinmesh/skein/internal/meshconfig"
+	"github.com/skeinmesh/skein/webhook"
 )
 
 func main() {
@@ -26,6 +28,8 @@ func main() {
 		metricsAddr, probeAddr string
 		secureMetrics          bool
 		leaderElect            bool
+		enableWebhook          bool
+		webhookOpts            crwebhook.Options
 		opts                   controllers.Options
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; 0 turns it off.")
@@ -34,6 +38,11 @@ func main() {
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one replica reconciles at a time.")
 	flag.StringVar(&opts.ConfigNamespace, "config-namespace", envOr("POD_NAMESPACE", "skein-system"), "Namespace of the mesh-wide ConfigMap, the operator's own.")
 	flag.StringVar(&opts.ConfigName, "config-name", meshconfig.ConfigMapName, "Name of the mesh-wide ConfigMap.")
+	flag.BoolVar(&enableWebhook, "enable-webhook", false, "Serve the sidecar-injection webhook. Off by default until the operator can make "+
+		"its own serving certificate: the webhook server does not start without tls.crt and tls.key in --webhook-cert-dir.")
+	flag.IntVar(&webhookOpts.Port, "webhook-port", 9443, "Port the injection webhook listens on, with --enable-webhook.")
+	flag.StringVar(&webhookOpts.CertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs",
+		"Directory holding the webhook's serving certificate, tls.crt and tls.key.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -44,11 +53,13 @@ func main() {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(meshv1alpha1.AddToScheme(scheme))
 
+	// HTTP/2 stays off: it is open to the Rapid Reset and Stream Cancellation attacks.
+	http1Only := func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }
+	webhookOpts.TLSOpts = []func(*tls.Config){http1Only}
 	metricsOpts := metricsserver.Options{
 		BindAddress:   metricsAddr,
 		SecureServing: secureMetrics,
-		// HTTP/2 stays off: it is open to the Rapid Reset and Stream Cancellation attacks.
-		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
+		TLSOpts:       []func(*tls.Config){http1Only},
 	}
 	if secureMetrics {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
@@ -60,20 +71,30 @@ func main() {
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       "skein-operator.skein.io",
 		Cache:                  controllers.CacheOptions(opts),
+		WebhookServer:          crwebhook.NewServer(webhookOpts),
 	})
 	if err != nil {
 		log.Error(err, "Unable to create the manager")
 		os.Exit(1)
 	}
 	ctx := ctrl.SetupSignalHandler()
+	// The reconciler of the mesh-wide ConfigMap fills the store; the webhook reads it.
+	opts.Settings = meshconfig.NewStore()
 	if err := controllers.Setup(ctx, mgr, opts); err != nil {
 		log.Error(err, "Unable to set up the reconcilers")
 		os.Exit(1)
 	}
 	utilruntime.Must(mgr.AddHealthzCheck("healthz", healthz.Ping))
 	utilruntime.Must(mgr.AddReadyzCheck("readyz", healthz.Ping))
+	if enableWebhook {
+		if err := webhook.Register(ctx, mgr, opts.Settings); err != nil {
+			log.Error(err, "Unable to set up the injection webhook")
+			os.Exit(1)
+		}
+		utilruntime.Must(mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()))
+	}
 
-	log.Info("Starting skein-operator", "configMap", opts.ConfigNamespace+"/"+opts.ConfigName)
+	log.Info("Starting skein-operator", "configMap", opts.ConfigNamespace+"/"+opts.ConfigName, "webhook", enableWebhook)
 	if err := mgr.Start(ctx); err != nil {
 		log.Error(err, "The manager stopped with an error")
 		os.Exit(1)
