@@ -45,8 +45,9 @@ type MeshConfigReconciler struct {
 	// key is the namespace and name of the ConfigMap.
 	key      types.NamespacedName
 	settings *meshconfig.Store
-	// changed receives an event each time new settings are put in force.
-	changed chan<- event.GenericEvent
+	// changed receive an event each time new settings are put in force, one
+	// channel per reconciler that depends on them.
+	changed []chan<- event.GenericEvent
 }
 
 // +kubebuilder:rbac:groups="",namespace=skein-system,resources=configmaps,verbs=get;list;watch
@@ -86,10 +87,12 @@ func (r *MeshConfigReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (c
 	// Never blocks: a notification already pending covers this one, since
 	// its handler reads the settings in force when it runs; and on a replica
 	// that is not the leader nothing consumes it until it becomes one, when
-	// every MeshService is reconciled anyway.
-	select {
-	case r.changed <- event.GenericEvent{Object: &corev1.ConfigMap{}}:
-	default:
+	// every MeshService and namespace is reconciled anyway.
+	for _, ch := range r.changed {
+		select {
+		case ch <- event.GenericEvent{Object: &corev1.ConfigMap{}}:
+		default:
+		}
 	}
 	return ctrl.Result{}, nil
 }

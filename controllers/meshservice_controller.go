@@ -32,7 +32,7 @@ type MeshServiceReconciler struct {
 
 // +kubebuilder:rbac:groups=mesh.skein.io,resources=meshservices,verbs=get;list;watch
 // +kubebuilder:rbac:groups=mesh.skein.io,resources=meshservices/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups="",resources=services;pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=services;pods;namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile brings one MeshService's status up to date.
@@ -53,9 +53,15 @@ func (r *MeshServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	return ctrl.Result{}, r.status.write(ctx, orig, ms, orig.Status, ms.Status, orig.Status.Conditions, ms.Status.Conditions)
 }
 
-// observe reads the MeshService's Service and the live pods it selects.
+// observe reads the MeshService's namespace, its Service and the live pods
+// it selects.
 func (r *MeshServiceReconciler) observe(ctx context.Context, ms *meshv1alpha1.MeshService) (meshServiceObservation, error) {
 	obs := meshServiceObservation{settings: r.settings.Current()}
+	ns := &corev1.Namespace{}
+	if err := r.Get(ctx, types.NamespacedName{Name: ms.Namespace}, ns); err != nil {
+		return obs, fmt.Errorf("get namespace of MeshService %s: %w", klog.KObj(ms), err)
+	}
+	obs.namespace = ns
 	svc := &corev1.Service{}
 	err := r.Get(ctx, types.NamespacedName{Namespace: ms.Namespace, Name: ms.ServiceName()}, svc)
 	switch {
@@ -76,14 +82,16 @@ func (r *MeshServiceReconciler) observe(ctx context.Context, ms *meshv1alpha1.Me
 	return obs, nil
 }
 
-// SetupWithManager registers the reconciler: it runs for MeshServices and
-// for the Services and pods behind them, and for all of them when the
-// mesh-wide settings change.
+// SetupWithManager registers the reconciler: it runs for MeshServices, for
+// the Services and pods behind them and for their namespace (whose
+// skein.io/inject decides which pods count as unmeshed), and for all of them
+// when the mesh-wide settings change.
 func (r *MeshServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&meshv1alpha1.MeshService{}).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.forService)).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.forPod)).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.forNamespace)).
 		WatchesRawSource(source.Channel(r.settingsChanged, handler.EnqueueRequestsFromMapFunc(r.all))).
 		Complete(r)
 }
@@ -107,6 +115,11 @@ func (r *MeshServiceReconciler) forPod(ctx context.Context, o client.Object) []r
 		}
 	}
 	return reqs
+}
+
+// forNamespace maps a namespace to the MeshServices in it.
+func (r *MeshServiceReconciler) forNamespace(ctx context.Context, o client.Object) []reconcile.Request {
+	return listRequests(ctx, r.Client, &meshv1alpha1.MeshServiceList{}, client.InNamespace(o.GetName()))
 }
 
 // all maps a settings change to every MeshService.

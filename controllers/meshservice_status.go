@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	meshv1alpha1 "github.com/skeinmesh/skein/api/v1alpha1"
+	"github.com/skeinmesh/skein/internal/inject"
 	"github.com/skeinmesh/skein/internal/meshconfig"
 )
 
@@ -23,6 +24,8 @@ type meshServiceObservation struct {
 	service *corev1.Service
 	// pods are the live pods the Service selects.
 	pods []corev1.Pod
+	// namespace is the MeshService's namespace, nil when it could not be read.
+	namespace *corev1.Namespace
 	// settings are the mesh-wide settings in force.
 	settings meshconfig.Settings
 }
@@ -41,6 +44,7 @@ func meshServiceStatus(ms *meshv1alpha1.MeshService, obs meshServiceObservation)
 			})
 		}
 		st.Identities = identities(ms.Namespace, obs.pods, obs.settings)
+		st.UnmeshedPods = int32(countUnmeshed(obs.pods, obs.namespace, inject.NewConfig(obs.settings)))
 	}
 	st.Conditions = []metav1.Condition{
 		condition(meshv1alpha1.ConditionAccepted, true, meshv1alpha1.ReasonAccepted, "the MeshService is valid", gen),

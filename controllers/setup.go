@@ -1,5 +1,5 @@
-// Package controllers holds Skein's reconcilers: one per mesh kind, and one
-// for the mesh-wide settings.
+// Package controllers holds Skein's reconcilers: one per mesh kind, one for
+// the mesh-wide settings, and one for pods left without the proxy.
 package controllers
 
 import (
@@ -64,15 +64,20 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	if err := addIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return fmt.Errorf("add cache indexes: %w", err)
 	}
-	if err := metrics.Registry.Register(meshConfigValid); err != nil && !errors.As(err, &prometheus.AlreadyRegisteredError{}) {
-		return fmt.Errorf("register metrics: %w", err)
+	for _, m := range []prometheus.Collector{meshConfigValid, unmeshedPodsGauge} {
+		if err := metrics.Registry.Register(m); err != nil && !errors.As(err, &prometheus.AlreadyRegisteredError{}) {
+			return fmt.Errorf("register metrics: %w", err)
+		}
 	}
-	changed := make(chan event.GenericEvent, 1)
+	// One channel per reconciler that follows the mesh-wide settings.
+	meshServicesChanged, namespacesChanged := make(chan event.GenericEvent, 1), make(chan event.GenericEvent, 1)
 	c := mgr.GetClient()
 	status := statusWriter{client: c, recorder: mgr.GetEventRecorder("skein-operator")}
 	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
-		&MeshConfigReconciler{Client: c, recorder: status.recorder, key: o.configKey(), settings: o.Settings, changed: changed},
-		&MeshServiceReconciler{Client: c, status: status, settings: o.Settings, settingsChanged: changed},
+		&MeshConfigReconciler{Client: c, recorder: status.recorder, key: o.configKey(), settings: o.Settings,
+			changed: []chan<- event.GenericEvent{meshServicesChanged, namespacesChanged}},
+		&MeshServiceReconciler{Client: c, status: status, settings: o.Settings, settingsChanged: meshServicesChanged},
+		&UnmeshedPodReconciler{Client: c, reader: mgr.GetAPIReader(), recorder: status.recorder, settings: o.Settings, settingsChanged: namespacesChanged},
 		&TrafficPolicyReconciler{Client: c, status: status},
 		&AuthorizationPolicyReconciler{Client: c, status: status},
 	}

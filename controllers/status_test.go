@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	meshv1alpha1 "github.com/skeinmesh/skein/api/v1alpha1"
+	"github.com/skeinmesh/skein/internal/inject"
 	"github.com/skeinmesh/skein/internal/meshconfig"
 )
 
@@ -29,8 +30,8 @@ func TestMeshServiceStatus(t *testing.T) {
 		// wantReason is the ResolvedRefs reason; wantMessage a fragment of its message.
 		wantReason  string
 		wantMessage string
-		// wantPods is status.pods.
-		wantPods int32
+		// wantPods is status.pods, wantUnmeshed status.unmeshedPods.
+		wantPods, wantUnmeshed int32
 	}{
 		{name: "no Service", ms: meshService("shop", "catalog"), wantReason: meshv1alpha1.ReasonServiceNotFound, wantMessage: "Service shop/catalog does not exist"},
 		{name: "Service without selector", ms: meshService("shop", "catalog"), obs: meshServiceObservation{service: service("shop", "catalog", nil, 80)},
@@ -47,6 +48,23 @@ func TestMeshServiceStatus(t *testing.T) {
 		{name: "all resolved, no subsets, no pods", ms: meshService("shop", "catalog"),
 			obs:        meshServiceObservation{service: service("shop", "catalog", selector, 80)},
 			wantReason: meshv1alpha1.ReasonResolvedRefs, wantMessage: "selects 0 pods"},
+		{name: "pods without the proxy in an enabled namespace", ms: meshService("shop", "catalog"),
+			obs: meshServiceObservation{
+				service:   service("shop", "catalog", selector, 80),
+				namespace: namespace("shop", map[string]string{inject.AnnotationInject: inject.InjectEnabled}),
+				pods: []corev1.Pod{running("a", "sa", "v1"), running("b", "sa", "v1"), func() corev1.Pod {
+					p := running("c", "sa", "v1")
+					p.Annotations = map[string]string{inject.AnnotationStatus: "{}"}
+					return p
+				}()},
+			},
+			wantReason: meshv1alpha1.ReasonResolvedRefs, wantPods: 3, wantUnmeshed: 2},
+		{name: "pods without the proxy in a plain namespace are not unmeshed", ms: meshService("shop", "catalog"),
+			obs: meshServiceObservation{
+				service: service("shop", "catalog", selector, 80), namespace: namespace("shop", nil),
+				pods: []corev1.Pod{running("a", "sa", "v1")},
+			},
+			wantReason: meshv1alpha1.ReasonResolvedRefs, wantPods: 1},
 		{name: "serviceRef names another Service", ms: func() *meshv1alpha1.MeshService {
 			ms := meshService("shop", "catalog")
 			ms.Spec.ServiceRef = &meshv1alpha1.LocalServiceReference{Name: "catalog-svc"}
@@ -68,6 +86,9 @@ func TestMeshServiceStatus(t *testing.T) {
 			}
 			if st.Pods != tc.wantPods {
 				t.Errorf("pods %d, want %d", st.Pods, tc.wantPods)
+			}
+			if st.UnmeshedPods != tc.wantUnmeshed {
+				t.Errorf("unmeshedPods %d, want %d", st.UnmeshedPods, tc.wantUnmeshed)
 			}
 		})
 	}

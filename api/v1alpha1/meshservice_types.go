@@ -157,6 +157,14 @@ type MeshServiceStatus struct {
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=16
 	Identities []string `json:"identities,omitempty"`
+
+	// unmeshedPods is the number of the Service's live pods that should have
+	// the Skein proxy and do not: pods that injection covers (their namespace
+	// or the pod itself has skein.io/inject: enabled) but that were created
+	// without the sidecar, typically while the injection webhook was
+	// unreachable. Each also has a Warning Event Unmeshed. 0 when omitted.
+	// +optional
+	UnmeshedPods int32 `json:"unmeshedPods,omitempty"`
 }
 
 // SubsetStatus reports one subset.
@@ -178,6 +186,7 @@ type SubsetStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=msvc,categories=skein
 // +kubebuilder:printcolumn:name="Pods",type=integer,JSONPath=`.status.pods`
+// +kubebuilder:printcolumn:name="Unmeshed",type=integer,JSONPath=`.status.unmeshedPods`,priority=1
 // +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].status`
 // +kubebuilder:printcolumn:name="ResolvedRefs",type=string,JSONPath=`.status.conditions[?(@.type=="ResolvedRefs")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="ResolvedRefs")].reason`,priority=1
