@@ -28,6 +28,10 @@ type Options struct {
 	ConfigName string
 	// Settings holds the mesh-wide settings in force; Setup makes one when nil.
 	Settings *meshconfig.Store
+	// VerifyWebhookBeforeRestart makes the restart of unmeshed pods wait
+	// until the injection webhook injects again (checked with a dry-run pod).
+	// Set it when the operator serves the webhook.
+	VerifyWebhookBeforeRestart bool
 }
 
 func (o Options) configKey() types.NamespacedName {
@@ -51,6 +55,14 @@ func CacheOptions(o Options) cache.Options {
 			},
 		},
 	}
+}
+
+func unmeshedPodReconciler(c client.Client, mgr ctrl.Manager, status statusWriter, o Options, changed <-chan event.GenericEvent) *UnmeshedPodReconciler {
+	r := &UnmeshedPodReconciler{Client: c, reader: mgr.GetAPIReader(), recorder: status.recorder, settings: o.Settings, settingsChanged: changed}
+	if o.VerifyWebhookBeforeRestart {
+		r.webhookInjects = func(ctx context.Context, namespace string) bool { return webhookInjects(ctx, c, namespace) }
+	}
+	return r
 }
 
 // Setup registers the cache indexes and every reconciler with mgr.
@@ -77,7 +89,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		&MeshConfigReconciler{Client: c, recorder: status.recorder, key: o.configKey(), settings: o.Settings,
 			changed: []chan<- event.GenericEvent{meshServicesChanged, namespacesChanged}},
 		&MeshServiceReconciler{Client: c, status: status, settings: o.Settings, settingsChanged: meshServicesChanged},
-		&UnmeshedPodReconciler{Client: c, reader: mgr.GetAPIReader(), recorder: status.recorder, settings: o.Settings, settingsChanged: namespacesChanged},
+		unmeshedPodReconciler(c, mgr, status, o, namespacesChanged),
 		&TrafficPolicyReconciler{Client: c, status: status},
 		&AuthorizationPolicyReconciler{Client: c, status: status},
 	}

@@ -52,11 +52,12 @@ var unmeshedPodsGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 // outage" for restarts is kept by the workload's template annotation
 // skein.io/restartedAt (see restartDue).
 //
-// The restart's premise is that the webhook is back. The operator serves the
-// webhook itself, so a running operator is taken as that signal: pods
-// created while it was down are restarted once it reconciles again. Should
-// the webhook still not inject, the replacement pods are unmeshed too, and
-// restartDue keeps the workload from being restarted in a loop.
+// The restart's premise is that the webhook is back: before restarting, the
+// reconciler asks the API server to admit, as a dry run, a pod that opts in,
+// and restarts only when it comes back injected (webhookInjects); until
+// then it looks again every few seconds. Should the webhook still not
+// inject the replacement pods, restartDue keeps the workload from being
+// restarted in a loop.
 type UnmeshedPodReconciler struct {
 	client.Client
 	// reader reads workloads straight from the API server, so that the
@@ -69,10 +70,14 @@ type UnmeshedPodReconciler struct {
 	settingsChanged <-chan event.GenericEvent
 	// now is the clock; time.Now when nil.
 	now func() time.Time
+	// webhookInjects, when set, tells whether the injection webhook injects
+	// pods of a namespace now; restarts wait until it does. Nil restarts at
+	// once, for an operator that does not serve the webhook itself.
+	webhookInjects func(ctx context.Context, namespace string) bool
 }
 
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch;create
 // +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -93,23 +98,56 @@ func (r *UnmeshedPodReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	settings := r.settings.Current()
 	cfg := inject.NewConfig(settings)
-	restart := restartEnabled(ns, settings)
-	workloads := map[types.UID]client.Object{}
-	n := 0
-	var errs []error
+	type found struct {
+		pod      *corev1.Pod
+		decision inject.Decision
+	}
+	var unmeshedPods []found
 	for i := range pods.Items {
-		pod := &pods.Items[i]
-		d, ok := unmeshed(pod, ns, cfg)
-		if !ok {
-			continue
+		if d, ok := unmeshed(&pods.Items[i], ns, cfg); ok {
+			unmeshedPods = append(unmeshedPods, found{&pods.Items[i], d})
 		}
-		n++
-		if err := r.handle(ctx, pod, d, restart, workloads); err != nil {
+	}
+	unmeshedPodsGauge.WithLabelValues(ns.Name).Set(float64(len(unmeshedPods)))
+
+	// A restart is worth it only once the webhook injects again; until
+	// then, look again shortly.
+	var result ctrl.Result
+	restart := restartEnabled(ns, settings)
+	if restart && len(unmeshedPods) > 0 && r.webhookInjects != nil && !r.webhookInjects(ctx, ns.Name) {
+		restart, result.RequeueAfter = false, 5*time.Second
+	}
+	workloads := map[types.UID]client.Object{}
+	var errs []error
+	for _, u := range unmeshedPods {
+		if err := r.handle(ctx, u.pod, u.decision, restart, workloads); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	unmeshedPodsGauge.WithLabelValues(ns.Name).Set(float64(n))
-	return ctrl.Result{}, errors.Join(errs...)
+	return result, errors.Join(errs...)
+}
+
+// webhookInjects reports whether the injection webhook answers through the
+// API server now: it asks the API server to admit, without creating it, a
+// pod of namespace that opts in, and looks for the injector's mark on the
+// answer.
+func webhookInjects(ctx context.Context, c client.Client, namespace string) bool {
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			GenerateName: "skein-webhook-check-", Namespace: namespace,
+			Annotations: map[string]string{inject.AnnotationInject: "enabled"},
+		},
+		Spec: corev1.PodSpec{
+			ServiceAccountName: "default",
+			Containers:         []corev1.Container{{Name: "check", Image: "registry.k8s.io/pause:3.10"}},
+		},
+	}
+	if err := c.Create(ctx, pod, client.DryRunAll); err != nil {
+		ctrl.LoggerFrom(ctx).V(1).Info("The injection webhook does not answer yet", "err", err.Error())
+		return false
+	}
+	_, ok := pod.Annotations[inject.AnnotationStatus]
+	return ok
 }
 
 // handle restarts an unmeshed pod's workload when restart is set and that

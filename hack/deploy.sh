@@ -30,3 +30,21 @@ if ! "$kubectl" -n "$namespace" rollout status deployment/skein-operator --timeo
 	echo "deploy.sh: the operator did not become Ready" >&2
 	exit 1
 fi
+
+# The pod being Ready is not enough: kube-proxy writes the webhook Service's
+# rules a moment later, and a pod created before then would be refused (or,
+# with failurePolicy Ignore, created without its proxy). So ask the API
+# server to admit a pod that opts in, without creating it, until it comes
+# back injected.
+echo ">> waiting for the injection webhook to answer through its Service"
+probe_pod='{"apiVersion":"v1","kind":"Pod","metadata":{"generateName":"skein-webhook-check-","namespace":"default","annotations":{"skein.io/inject":"enabled"}},"spec":{"serviceAccountName":"default","containers":[{"name":"c","image":"registry.k8s.io/pause:3.10"}]}}'
+for _ in $(seq 60); do
+	if echo "$probe_pod" | "$kubectl" create --dry-run=server -o jsonpath='{.metadata.annotations.skein\.io/status}' -f - 2>/dev/null | grep -q skein-proxy; then
+		echo ">> Skein is deployed"
+		exit 0
+	fi
+	sleep 1
+done
+echo "deploy.sh: the injection webhook did not answer within 60s" >&2
+echo "$probe_pod" | "$kubectl" create --dry-run=server -o yaml -f - >&2 || true
+exit 1

@@ -5,6 +5,7 @@ package main
 import (
 	"crypto/tls"
 	"flag"
+	"fmt"
 	"os"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -29,6 +30,7 @@ func main() {
 		secureMetrics          bool
 		leaderElect            bool
 		enableWebhook          bool
+		certMode               string
 		webhookOpts            crwebhook.Options
 		opts                   controllers.Options
 	)
@@ -38,8 +40,10 @@ func main() {
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one replica reconciles at a time.")
 	flag.StringVar(&opts.ConfigNamespace, "config-namespace", envOr("POD_NAMESPACE", "skein-system"), "Namespace of the mesh-wide ConfigMap, the operator's own.")
 	flag.StringVar(&opts.ConfigName, "config-name", meshconfig.ConfigMapName, "Name of the mesh-wide ConfigMap.")
-	flag.BoolVar(&enableWebhook, "enable-webhook", false, "Serve the sidecar-injection webhook. Off by default until the operator can make "+
-		"its own serving certificate: the webhook server does not start without tls.crt and tls.key in --webhook-cert-dir.")
+	flag.BoolVar(&enableWebhook, "enable-webhook", false, "Serve the sidecar-injection webhook (config/default turns it on).")
+	flag.StringVar(&certMode, "webhook-cert-mode", "self-signed", "Where the webhook's serving certificate comes from: "+
+		"self-signed (the operator makes it, keeps it in a Secret and sets the webhook configuration's caBundle) "+
+		"or files (tls.crt and tls.key in --webhook-cert-dir, from cert-manager for example).")
 	flag.IntVar(&webhookOpts.Port, "webhook-port", 9443, "Port the injection webhook listens on, with --enable-webhook.")
 	flag.StringVar(&webhookOpts.CertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs",
 		"Directory holding the webhook's serving certificate, tls.crt and tls.key.")
@@ -64,7 +68,8 @@ func main() {
 	if secureMetrics {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	restConfig := ctrl.GetConfigOrDie()
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsOpts,
 		HealthProbeBindAddress: probeAddr,
@@ -80,6 +85,7 @@ func main() {
 	ctx := ctrl.SetupSignalHandler()
 	// The reconciler of the mesh-wide ConfigMap fills the store; the webhook reads it.
 	opts.Settings = meshconfig.NewStore()
+	opts.VerifyWebhookBeforeRestart = enableWebhook
 	if err := controllers.Setup(ctx, mgr, opts); err != nil {
 		log.Error(err, "Unable to set up the reconcilers")
 		os.Exit(1)
@@ -87,6 +93,17 @@ func main() {
 	utilruntime.Must(mgr.AddHealthzCheck("healthz", healthz.Ping))
 	utilruntime.Must(mgr.AddReadyzCheck("readyz", healthz.Ping))
 	if enableWebhook {
+		switch certMode {
+		case "self-signed":
+			if err := webhook.SetupSelfSignedCertificate(ctx, mgr, restConfig, opts.ConfigNamespace, webhookOpts.CertDir); err != nil {
+				log.Error(err, "Unable to set up the webhook's certificate")
+				os.Exit(1)
+			}
+		case "files":
+		default:
+			log.Error(fmt.Errorf("--webhook-cert-mode=%q: want self-signed or files", certMode), "Bad flag")
+			os.Exit(1)
+		}
 		if err := webhook.Register(ctx, mgr, opts.Settings); err != nil {
 			log.Error(err, "Unable to set up the injection webhook")
 			os.Exit(1)
