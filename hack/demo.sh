@@ -40,17 +40,20 @@ curl -s --max-time 5 "http://$catalog_ip:8080/catalog" | head -c 400 || true
 echo
 cat <<EOT
 
-Skein's operator runs in namespace skein-system of the local cluster and
-resolves the samples against running pods. Sidecar injection, the xDS control
-plane and skein-proxy are the next steps (see the issues); until they land no
-proxy runs, so Programmed stays Unknown (Pending).
+Skein's operator runs in namespace skein-system of the local cluster. The
+demo's pods were injected: skein-init set up their traffic capture and
+skein-proxy runs beside each app (READY 2/2), so the request above went
+through the catalog pod's proxy (the app saw it come from 127.0.0.6). The
+proxy forwards TCP as it is for now; routing, mTLS and the policies' effects
+arrive with the xDS control plane, so Programmed stays Unknown (Pending).
 
 What to look at next (kubectl is $kubectl if none is on your PATH):
   export KUBECONFIG=$KUBECONFIG
   kubectl describe meshservice catalog -n $ns        # conditions, pods per subset, SPIFFE identities
+  kubectl get pod catalog-v1 -n $ns -o yaml          # what injection added: skein-init, skein-proxy, probes
   kubectl get meshservices -n $ns -o wide -w         # then, in another terminal:
   kubectl delete pod catalog-v2 -n $ns               #   subset v2 is empty: ResolvedRefs False, SubsetHasNoPods
-  kubectl apply -f hack/demo/app.yaml                #   and back to True
+  kubectl apply -f hack/demo/app.yaml                 #   and back to True
   kubectl logs -n skein-system deploy/skein-operator
-  make cluster-down                                  # stop the cluster and remove what it added to the machine
+  make cluster-down                                   # stop the cluster and remove what it added to the machine
 EOT
