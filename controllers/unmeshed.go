@@ -34,6 +34,9 @@ const (
 	// It overrides the mesh-wide setting restartUnmeshedPods; any other
 	// value is ignored.
 	AnnotationRestartUnmeshedPods = "skein.io/restart-unmeshed-pods"
+	// AnnotationSkipReported, on a pod the webhook skipped, is the time Skein
+	// recorded the Event with the skip's reason; it keeps that Event to one.
+	AnnotationSkipReported = "skein.io/inject-skipped-reported"
 )
 
 // restartQuietPeriod is how long after Skein restarted a workload a new

@@ -29,6 +29,9 @@ import (
 // actionRestart is the action of the Event recorded on a restarted workload.
 const actionRestart = "Restart"
 
+// actionInject is the action of the Events about injection decisions.
+const actionInject = "Inject"
+
 // unmeshedPodsGauge counts, per namespace, the live pods that should run
 // with the Skein proxy and do not.
 var unmeshedPodsGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -119,12 +122,43 @@ func (r *UnmeshedPodReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	workloads := map[types.UID]client.Object{}
 	var errs []error
+	for i := range pods.Items {
+		if err := r.reportSkipped(ctx, &pods.Items[i], ns, cfg); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, u := range unmeshedPods {
 		if err := r.handle(ctx, u.pod, u.decision, restart, workloads); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return result, errors.Join(errs...)
+}
+
+// reportSkipped turns the reason the webhook left on a pod it did not
+// inject (inject.AnnotationSkipped, such as HostNetwork or PodOptedOut) into
+// a Normal Event on the pod, once, as the injector's decision would have
+// recorded it had the pod existed at admission.
+func (r *UnmeshedPodReconciler) reportSkipped(ctx context.Context, pod *corev1.Pod, ns *corev1.Namespace, cfg inject.Config) error {
+	reason := pod.Annotations[inject.AnnotationSkipped]
+	if reason == "" || pod.Annotations[AnnotationSkipReported] != "" || pod.DeletionTimestamp != nil {
+		return nil
+	}
+	message := "not injected with the Skein proxy: " + reason
+	if d := inject.Decide(pod, ns, cfg); string(d.Reason) == reason && d.Message != "" {
+		message = "not injected with the Skein proxy: " + d.Message
+	}
+	// As for Unmeshed: the mark first, conditional on the version read.
+	orig := pod.DeepCopy()
+	metav1.SetMetaDataAnnotation(&pod.ObjectMeta, AnnotationSkipReported, r.clock().UTC().Format(time.RFC3339))
+	if err := r.Patch(ctx, pod, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("mark skipped pod %s as reported: %w", klog.KObj(pod), err)
+	}
+	r.recorder.Eventf(pod, nil, corev1.EventTypeNormal, reason, actionInject, "%s", message)
+	return nil
 }
 
 // webhookInjects reports whether the injection webhook answers through the

@@ -302,3 +302,42 @@ func TestUnmeshedPodsRestart(t *testing.T) {
 func controllerRef(owner client.Object, kind string) metav1.OwnerReference {
 	return *metav1.NewControllerRef(owner, appsv1.SchemeGroupVersion.WithKind(kind))
 }
+
+// TestSkippedPodsGetTheirReasonAsAnEvent: the webhook leaves the reason it
+// did not inject a pod on the pod (inject.AnnotationSkipped); the operator
+// turns it into one Normal Event with that reason and the decision's words.
+func TestSkippedPodsGetTheirReasonAsAnEvent(t *testing.T) {
+	ns := newAnnotatedNamespace(t, map[string]string{inject.AnnotationInject: inject.InjectEnabled})
+	host := pod(ns, "on-host", "web", map[string]string{"app": "web"})
+	host.Spec.HostNetwork = true
+	host.Annotations = map[string]string{inject.AnnotationSkipped: string(inject.HostNetwork)}
+	create(t, host)
+	expectEvent(t, host, corev1.EventTypeNormal, string(inject.HostNetwork))
+
+	// Touching the pod does not repeat the Event.
+	if err := get(host); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(host.DeepCopy())
+	host.Labels["touched"] = "yes"
+	if err := k8sClient.Patch(context.Background(), host, patch); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	list := &eventsv1.EventList{}
+	if err := k8sClient.List(context.Background(), list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range list.Items {
+		if e.Regarding.UID == host.UID && e.Reason == string(inject.HostNetwork) {
+			n++
+			if !strings.Contains(e.Note, "host") {
+				t.Errorf("event note %q does not say why", e.Note)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d %s Events, want exactly one", n, inject.HostNetwork)
+	}
+}
