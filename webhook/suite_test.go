@@ -21,6 +21,8 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	meshv1alpha1 "github.com/skeinmesh/skein/api/v1alpha1"
+	"github.com/skeinmesh/skein/controllers"
 	"github.com/skeinmesh/skein/internal/inject"
 	"github.com/skeinmesh/skein/internal/meshconfig"
 	"github.com/skeinmesh/skein/internal/testenv"
@@ -68,9 +70,14 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	wo := env.WebhookInstallOptions
+	// The operator's reconcilers run too, so that a pod admitted without
+	// the webhook is seen reported as unmeshed, as in the operator.
+	utilruntime.Must(meshv1alpha1.AddToScheme(scheme))
+	opts := controllers.Options{ConfigNamespace: "skein-system", Settings: settings}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:  scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
+		Cache:   controllers.CacheOptions(opts),
 		WebhookServer: crwebhook.NewServer(crwebhook.Options{
 			Host: wo.LocalServingHost, Port: wo.LocalServingPort, CertDir: wo.LocalServingCertDir,
 		}),
@@ -83,6 +90,10 @@ func runSuite(m *testing.M) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := Register(ctx, mgr, settings); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := controllers.Setup(ctx, mgr, opts); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

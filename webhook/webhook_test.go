@@ -9,9 +9,11 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/skeinmesh/skein/controllers"
 	"github.com/skeinmesh/skein/internal/inject"
 	"github.com/skeinmesh/skein/internal/meshconfig"
 )
@@ -258,6 +260,18 @@ func TestUnreachableWebhook(t *testing.T) {
 		return createPod(pod)
 	})
 	checkUntouched(t, pod)
+	eventually(t, "the operator reports the pod admitted without its proxy", func() error {
+		list := &eventsv1.EventList{}
+		if err := k8sClient.List(ctx, list, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		for _, e := range list.Items {
+			if e.Regarding.Name == pod.Name && e.Reason == controllers.ReasonUnmeshed && e.Type == corev1.EventTypeWarning {
+				return nil
+			}
+		}
+		return fmt.Errorf("no Warning %s Event about pod %s among %d", controllers.ReasonUnmeshed, pod.Name, len(list.Items))
+	})
 }
 
 // closedURL is an https URL of a port on 127.0.0.1 where nothing listens.
