@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -48,6 +49,9 @@ type MeshConfigReconciler struct {
 	// changed receive an event each time new settings are put in force, one
 	// channel per reconciler that depends on them.
 	changed []chan<- event.GenericEvent
+	// webhookConfiguration is the MutatingWebhookConfiguration whose
+	// failurePolicy follows webhookFailurePolicy; empty leaves it alone.
+	webhookConfiguration string
 }
 
 // +kubebuilder:rbac:groups="",namespace=skein-system,resources=configmaps,verbs=get;list;watch
@@ -77,6 +81,9 @@ func (r *MeshConfigReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (c
 		}
 	}
 	meshConfigValid.Set(1)
+	if err := r.applyFailurePolicy(ctx, next.WebhookFailurePolicy); err != nil {
+		return ctrl.Result{}, err
+	}
 	if !r.settings.Set(next) {
 		return ctrl.Result{}, nil
 	}
@@ -95,6 +102,37 @@ func (r *MeshConfigReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (c
 		}
 	}
 	return ctrl.Result{}, nil
+}
+
+// applyFailurePolicy sets policy as the failurePolicy of every webhook of
+// the injection webhook's configuration, when the operator serves it and it
+// exists; it is checked at every reconcile, so that an apply that put the
+// manifest's value back is corrected with the next ConfigMap event.
+func (r *MeshConfigReconciler) applyFailurePolicy(ctx context.Context, policy meshconfig.FailurePolicy) error {
+	if r.webhookConfiguration == "" {
+		return nil
+	}
+	cfg := &admissionregistrationv1.MutatingWebhookConfiguration{}
+	if err := r.Get(ctx, types.NamespacedName{Name: r.webhookConfiguration}, cfg); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	orig := cfg.DeepCopy()
+	want := admissionregistrationv1.FailurePolicyType(policy)
+	changed := false
+	for i := range cfg.Webhooks {
+		if p := cfg.Webhooks[i].FailurePolicy; p == nil || *p != want {
+			cfg.Webhooks[i].FailurePolicy = &want
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	if err := r.Patch(ctx, cfg, client.MergeFrom(orig)); err != nil {
+		return fmt.Errorf("set failurePolicy %s on MutatingWebhookConfiguration %s: %w", policy, r.webhookConfiguration, err)
+	}
+	ctrl.LoggerFrom(ctx).Info("Injection webhook failure policy set", "configuration", r.webhookConfiguration, "failurePolicy", policy)
+	return nil
 }
 
 // SetupWithManager registers the reconciler for the one ConfigMap it reads.

@@ -8,9 +8,11 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/skeinmesh/skein/internal/meshconfig"
@@ -98,4 +100,55 @@ func TestMeshConfigAtRuntime(t *testing.T) {
 
 	remove(t, cm)
 	expectIdentity("ConfigMap deleted: defaults", "cluster.local")
+}
+
+// TestWebhookFailurePolicyFollowsMeshConfig: webhookFailurePolicy in the
+// mesh-wide ConfigMap is what the injection webhook's configuration says.
+func TestWebhookFailurePolicyFollowsMeshConfig(t *testing.T) {
+	ctx := context.Background()
+	fail := admissionregistrationv1.Fail
+	hook := &admissionregistrationv1.MutatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: webhookConfiguration},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{{
+			Name: "inject.skein.io",
+			ClientConfig: admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{
+				Namespace: configNamespace, Name: "skein-webhook-service", Path: ptr.To("/inject-pod"),
+			}},
+			FailurePolicy:           &fail,
+			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
+			AdmissionReviewVersions: []string{"v1"},
+			// Matches no pod: this suite serves no webhook.
+			ObjectSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"skein.io/never": "true"}},
+		}},
+	}
+	create(t, hook)
+	t.Cleanup(func() { _ = k8sClient.Delete(ctx, hook) })
+	if err := k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: configNamespace}}); client.IgnoreAlreadyExists(err) != nil {
+		t.Fatal(err)
+	}
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: configNamespace, Name: meshconfig.ConfigMapName},
+		Data:       map[string]string{meshconfig.KeyWebhookFailurePolicy: "Ignore"},
+	}
+	create(t, cm)
+	t.Cleanup(func() { _ = k8sClient.Delete(ctx, cm) })
+	expectPolicy := func(want admissionregistrationv1.FailurePolicyType) {
+		t.Helper()
+		eventually(t, "failurePolicy "+string(want), func() error {
+			if err := get(hook); err != nil {
+				return err
+			}
+			if p := hook.Webhooks[0].FailurePolicy; p == nil || *p != want {
+				return fmt.Errorf("failurePolicy %v", p)
+			}
+			return nil
+		})
+	}
+	expectPolicy(admissionregistrationv1.Ignore)
+	patch := client.MergeFrom(cm.DeepCopy())
+	cm.Data[meshconfig.KeyWebhookFailurePolicy] = "Fail"
+	if err := k8sClient.Patch(ctx, cm, patch); err != nil {
+		t.Fatal(err)
+	}
+	expectPolicy(admissionregistrationv1.Fail)
 }

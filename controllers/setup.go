@@ -32,6 +32,10 @@ type Options struct {
 	// until the injection webhook injects again (checked with a dry-run pod).
 	// Set it when the operator serves the webhook.
 	VerifyWebhookBeforeRestart bool
+	// WebhookConfiguration is the injection webhook's
+	// MutatingWebhookConfiguration, whose failurePolicy the mesh-wide
+	// webhookFailurePolicy sets; empty when the operator does not serve it.
+	WebhookConfiguration string
 }
 
 func (o Options) configKey() types.NamespacedName {
@@ -87,7 +91,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	status := statusWriter{client: c, recorder: mgr.GetEventRecorder("skein-operator")}
 	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
 		&MeshConfigReconciler{Client: c, recorder: status.recorder, key: o.configKey(), settings: o.Settings,
-			changed: []chan<- event.GenericEvent{meshServicesChanged, namespacesChanged}},
+			changed: []chan<- event.GenericEvent{meshServicesChanged, namespacesChanged}, webhookConfiguration: o.WebhookConfiguration},
 		&MeshServiceReconciler{Client: c, status: status, settings: o.Settings, settingsChanged: meshServicesChanged},
 		unmeshedPodReconciler(c, mgr, status, o, namespacesChanged),
 		&TrafficPolicyReconciler{Client: c, status: status},

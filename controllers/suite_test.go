@@ -28,6 +28,9 @@ var (
 	k8sClient client.Client
 	// configNamespace holds the mesh-wide ConfigMap.
 	configNamespace = "skein-system"
+	// webhookConfiguration is the injection webhook configuration the
+	// suite's operator keeps in line with webhookFailurePolicy.
+	webhookConfiguration = "skein-injector-test"
 )
 
 func TestMain(m *testing.M) {
@@ -55,7 +58,7 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	opts := Options{ConfigNamespace: configNamespace}
+	opts := Options{ConfigNamespace: configNamespace, WebhookConfiguration: webhookConfiguration}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:  scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},

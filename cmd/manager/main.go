@@ -86,6 +86,9 @@ func main() {
 	// The reconciler of the mesh-wide ConfigMap fills the store; the webhook reads it.
 	opts.Settings = meshconfig.NewStore()
 	opts.VerifyWebhookBeforeRestart = enableWebhook
+	if enableWebhook {
+		opts.WebhookConfiguration = webhook.ConfigurationName
+	}
 	if err := controllers.Setup(ctx, mgr, opts); err != nil {
 		log.Error(err, "Unable to set up the reconcilers")
 		os.Exit(1)
