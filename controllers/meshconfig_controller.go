@@ -52,6 +52,9 @@ type MeshConfigReconciler struct {
 	// webhookConfiguration is the MutatingWebhookConfiguration whose
 	// failurePolicy follows webhookFailurePolicy; empty leaves it alone.
 	webhookConfiguration string
+	// reader reads it straight from the API server: one object, read on a
+	// ConfigMap change, is not worth a cache (nor the RBAC to watch them all).
+	reader client.Reader
 }
 
 // +kubebuilder:rbac:groups="",namespace=skein-system,resources=configmaps,verbs=get;list;watch
@@ -113,7 +116,7 @@ func (r *MeshConfigReconciler) applyFailurePolicy(ctx context.Context, policy me
 		return nil
 	}
 	cfg := &admissionregistrationv1.MutatingWebhookConfiguration{}
-	if err := r.Get(ctx, types.NamespacedName{Name: r.webhookConfiguration}, cfg); err != nil {
+	if err := r.reader.Get(ctx, types.NamespacedName{Name: r.webhookConfiguration}, cfg); err != nil {
 		return client.IgnoreNotFound(err)
 	}
 	orig := cfg.DeepCopy()

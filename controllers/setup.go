@@ -91,7 +91,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	status := statusWriter{client: c, recorder: mgr.GetEventRecorder("skein-operator")}
 	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
 		&MeshConfigReconciler{Client: c, recorder: status.recorder, key: o.configKey(), settings: o.Settings,
-			changed: []chan<- event.GenericEvent{meshServicesChanged, namespacesChanged}, webhookConfiguration: o.WebhookConfiguration},
+			changed: []chan<- event.GenericEvent{meshServicesChanged, namespacesChanged}, webhookConfiguration: o.WebhookConfiguration, reader: mgr.GetAPIReader()},
 		&MeshServiceReconciler{Client: c, status: status, settings: o.Settings, settingsChanged: meshServicesChanged},
 		unmeshedPodReconciler(c, mgr, status, o, namespacesChanged),
 		&TrafficPolicyReconciler{Client: c, status: status},

@@ -17,15 +17,18 @@ import (
 )
 
 // TestPodCreatedWhileTheOperatorIsDownIsReportedAndFixed: with the
-// webhook's failurePolicy Ignore and the operator scaled to zero, a pod in
+// webhook's failurePolicy set to Ignore through the mesh-wide ConfigMap and
+// the operator scaled to zero, a pod in
 // a meshed namespace is created without the proxy. When the operator is
 // back it reports the pod (Warning Event Unmeshed) and, since the namespace
 // turned restarts on, rolls the Deployment once the webhook injects again:
 // its new pod runs with the proxy.
 func TestPodCreatedWhileTheOperatorIsDownIsReportedAndFixed(t *testing.T) {
-	// Cleanups run after t's context is canceled: they use a context of their own.
-	setFailurePolicy(t, t.Context(), admissionregistrationv1.Ignore)
+	// Cleanups run after t's context is canceled: they use a context of
+	// their own, and run last in, first out: the operator is back before
+	// the policy is set back.
 	t.Cleanup(func() { setFailurePolicy(t, context.Background(), admissionregistrationv1.Fail) })
+	setFailurePolicy(t, t.Context(), admissionregistrationv1.Ignore)
 	scaleOperator(t, t.Context(), 0)
 	t.Cleanup(func() { scaleOperator(t, context.Background(), 1) })
 
@@ -83,19 +86,32 @@ func TestPodCreatedWhileTheOperatorIsDownIsReportedAndFixed(t *testing.T) {
 	}
 }
 
+// setFailurePolicy sets webhookFailurePolicy in the mesh-wide ConfigMap, the
+// way a user does, and waits until the operator put it on the injection
+// webhook's configuration.
 func setFailurePolicy(t *testing.T, ctx context.Context, policy admissionregistrationv1.FailurePolicyType) {
 	t.Helper()
-	cfg := &admissionregistrationv1.MutatingWebhookConfiguration{}
-	if err := k8s.Get(ctx, client.ObjectKey{Name: "skein-injector"}, cfg); err != nil {
+	cm := &corev1.ConfigMap{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: "skein-config"}, cm); err != nil {
 		t.Fatal(err)
 	}
-	patch := client.MergeFrom(cfg.DeepCopy())
-	for i := range cfg.Webhooks {
-		cfg.Webhooks[i].FailurePolicy = ptr.To(policy)
-	}
-	if err := k8s.Patch(ctx, cfg, patch); err != nil {
+	patch := client.MergeFrom(cm.DeepCopy())
+	cm.Data["webhookFailurePolicy"] = string(policy)
+	if err := k8s.Patch(ctx, cm, patch); err != nil {
 		t.Fatal(err)
 	}
+	eventually(t, time.Minute, "webhook failurePolicy "+string(policy), func() error {
+		cfg := &admissionregistrationv1.MutatingWebhookConfiguration{}
+		if err := k8s.Get(ctx, client.ObjectKey{Name: "skein-injector"}, cfg); err != nil {
+			return err
+		}
+		for _, w := range cfg.Webhooks {
+			if w.FailurePolicy == nil || *w.FailurePolicy != policy {
+				return fmt.Errorf("webhook %s has failurePolicy %v", w.Name, w.FailurePolicy)
+			}
+		}
+		return nil
+	})
 }
 
 // scaleOperator sets the operator's replicas and waits until exactly that
