@@ -140,15 +140,5 @@ func enabledNamespace(t *testing.T) string {
 // last error after a timeout generous enough for a loaded 2-core machine.
 func eventually(t *testing.T, what string, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testenv.Eventually(t, 30*time.Second, 100*time.Millisecond, what, check)
 }

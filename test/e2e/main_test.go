@@ -83,15 +83,5 @@ func newNamespace(t *testing.T, annotations map[string]string) string {
 // eventually retries check until it returns nil or the timeout passes.
 func eventually(t *testing.T, timeout time.Duration, what string, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after %s: %v", what, timeout, err)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	testenv.Eventually(t, timeout, 500*time.Millisecond, what, check)
 }
