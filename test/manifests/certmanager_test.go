@@ -6,7 +6,6 @@
 package manifests_test
 
 import (
-	"fmt"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -17,13 +16,8 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	"github.com/skeinmesh/skein/webhook"
 )
@@ -41,61 +35,14 @@ const (
 	certDirFlag   = "--webhook-cert-dir="
 )
 
-// withCertManager renders config/with-certmanager once. Kubernetes' own kinds
-// are decoded strictly into their Go types, as for config/default;
-// cert-manager's are left unstructured.
-var withCertManager = sync.OnceValues(func() ([]runtime.Object, error) {
-	resources, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).
-		Run(filesys.MakeFsOnDisk(), filepath.Join(configDir, "with-certmanager"))
-	if err != nil {
-		return nil, fmt.Errorf("render config/with-certmanager: %w", err)
-	}
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return nil, err
-	}
-	if err := apiextensionsv1.AddToScheme(scheme); err != nil {
-		return nil, err
-	}
-	decoder := serializer.NewCodecFactory(scheme, serializer.EnableStrict).UniversalDeserializer()
-	var objs []runtime.Object
-	for _, r := range resources.Resources() {
-		if strings.HasPrefix(r.GetApiVersion(), certManagerGroup+"/") {
-			m, err := r.Map()
-			if err != nil {
-				return nil, fmt.Errorf("%s %s: %w", r.GetKind(), r.GetName(), err)
-			}
-			objs = append(objs, &unstructured.Unstructured{Object: m})
-			continue
-		}
-		data, err := r.AsYAML()
-		if err != nil {
-			return nil, fmt.Errorf("%s %s: %w", r.GetKind(), r.GetName(), err)
-		}
-		obj, _, err := decoder.Decode(data, nil, nil)
-		if err != nil {
-			return nil, fmt.Errorf("decode %s %s: %w", r.GetKind(), r.GetName(), err)
-		}
-		objs = append(objs, obj)
-	}
-	return objs, nil
-})
+// withCertManager is config/with-certmanager, rendered once.
+var withCertManager = sync.OnceValues(func() ([]runtime.Object, error) { return render("with-certmanager") })
 
 // renderedWithCertManager returns the objects of config/with-certmanager of
 // type T.
 func renderedWithCertManager[T runtime.Object](t *testing.T) []T {
 	t.Helper()
-	objs, err := withCertManager()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []T
-	for _, o := range objs {
-		if v, ok := o.(T); ok {
-			out = append(out, v)
-		}
-	}
-	return out
+	return ofType[T](t, withCertManager)
 }
 
 // certManagerObjects returns the cert-manager objects of kind in

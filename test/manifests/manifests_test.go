@@ -20,6 +20,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -34,14 +35,18 @@ import (
 // configDir is the repository's config/ directory, seen from this package.
 const configDir = "../../config"
 
-// install renders config/default once and decodes every object strictly
-// into its Go type, so that a misspelt field fails as the API server's strict
-// field validation would.
-var install = sync.OnceValues(func() ([]runtime.Object, error) {
+// install is config/default, rendered once.
+var install = sync.OnceValues(func() ([]runtime.Object, error) { return render("default") })
+
+// render renders config/<dir> the way `kubectl apply -k` does and decodes
+// every object strictly into its Go type, so that a misspelt field fails as
+// the API server's strict field validation would. cert-manager's kinds stay
+// unstructured: the module does not depend on cert-manager.
+func render(dir string) ([]runtime.Object, error) {
 	resources, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).
-		Run(filesys.MakeFsOnDisk(), filepath.Join(configDir, "default"))
+		Run(filesys.MakeFsOnDisk(), filepath.Join(configDir, dir))
 	if err != nil {
-		return nil, fmt.Errorf("render config/default: %w", err)
+		return nil, fmt.Errorf("render config/%s: %w", dir, err)
 	}
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
@@ -53,6 +58,14 @@ var install = sync.OnceValues(func() ([]runtime.Object, error) {
 	decoder := serializer.NewCodecFactory(scheme, serializer.EnableStrict).UniversalDeserializer()
 	var objs []runtime.Object
 	for _, r := range resources.Resources() {
+		if strings.HasPrefix(r.GetApiVersion(), certManagerGroup+"/") {
+			m, err := r.Map()
+			if err != nil {
+				return nil, fmt.Errorf("%s %s: %w", r.GetKind(), r.GetName(), err)
+			}
+			objs = append(objs, &unstructured.Unstructured{Object: m})
+			continue
+		}
 		data, err := r.AsYAML()
 		if err != nil {
 			return nil, fmt.Errorf("%s %s: %w", r.GetKind(), r.GetName(), err)
@@ -64,17 +77,24 @@ var install = sync.OnceValues(func() ([]runtime.Object, error) {
 		objs = append(objs, obj)
 	}
 	return objs, nil
-})
+}
 
 // rendered returns the objects of the install, of type T.
 func rendered[T runtime.Object](t *testing.T) []T {
 	t.Helper()
-	objs, err := install()
+	return ofType[T](t, install)
+}
+
+// ofType returns the objects of type T that objs renders, failing t when
+// rendering failed.
+func ofType[T runtime.Object](t *testing.T, objs func() ([]runtime.Object, error)) []T {
+	t.Helper()
+	all, err := objs()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []T
-	for _, o := range objs {
+	for _, o := range all {
 		if v, ok := o.(T); ok {
 			out = append(out, v)
 		}
