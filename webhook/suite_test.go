@@ -11,9 +11,6 @@ import (
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -21,7 +18,6 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
-	meshv1alpha1 "github.com/skeinmesh/skein/api/v1alpha1"
 	"github.com/skeinmesh/skein/controllers"
 	"github.com/skeinmesh/skein/internal/inject"
 	"github.com/skeinmesh/skein/internal/meshconfig"
@@ -56,23 +52,17 @@ func runSuite(m *testing.M) int {
 		Paths:            []string{filepath.Join(testenv.RepoRoot(), "config", "webhook", "manifests.yaml")},
 		LocalServingHost: "127.0.0.1",
 	}
-	cfg, err := testenv.Start(env)
+	c, err := testenv.StartCluster(env)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer func() { _ = env.Stop() }()
-
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	if k8sClient, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
+	defer func() { _ = c.Stop() }()
+	cfg, scheme := c.Config, c.Scheme
+	k8sClient = c.Client
 	wo := env.WebhookInstallOptions
 	// The operator's reconcilers run too, so that a pod admitted without
 	// the webhook is seen reported as unmeshed, as in the operator.
-	utilruntime.Must(meshv1alpha1.AddToScheme(scheme))
 	opts := controllers.Options{ConfigNamespace: "skein-system", Settings: settings}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:  scheme,
