@@ -8,6 +8,7 @@ import (
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -19,6 +20,10 @@ import (
 type AuthorizationPolicyReconciler struct {
 	client.Client
 	status statusWriter
+	// proxies reports what the control plane's proxies did with the object; nil without one.
+	proxies ProxyReporter
+	// proxiesChanged fires when the proxies' reports may have changed.
+	proxiesChanged <-chan event.GenericEvent
 }
 
 // +kubebuilder:rbac:groups=mesh.skein.io,resources=authorizationpolicies,verbs=get;list;watch
@@ -41,6 +46,7 @@ func (r *AuthorizationPolicyReconciler) Reconcile(ctx context.Context, req ctrl.
 
 	orig := ap.DeepCopy()
 	next := authorizationPolicyStatus(ap, target, svc)
+	next.Conditions, next.Proxies = withProxies(next.Conditions, ap.Generation, r.proxies, KindAuthorizationPolicy, ap.Namespace, ap.Name)
 	next.Conditions = mergeConditions(orig.Status.Conditions, next.Conditions)
 	ap.Status = next
 	return ctrl.Result{}, r.status.write(ctx, orig, ap, orig.Status, ap.Status, orig.Status.Conditions, ap.Status.Conditions)
@@ -53,6 +59,7 @@ func (r *AuthorizationPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error
 		For(&meshv1alpha1.AuthorizationPolicy{}).
 		Watches(&meshv1alpha1.MeshService{}, handler.EnqueueRequestsFromMapFunc(r.forMeshService)).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.forService)).
+		WatchesRawSource(proxiesSource(r.proxiesChanged, r.Client, &meshv1alpha1.AuthorizationPolicyList{})).
 		Complete(r)
 }
 

@@ -55,6 +55,7 @@ func addIndexes(ctx context.Context, idx client.FieldIndexer) error {
 // listRequests lists objects from the cache into list and returns a
 // reconcile request for each: the body of every map function.
 func listRequests(ctx context.Context, c client.Reader, list client.ObjectList, opts ...client.ListOption) []reconcile.Request {
+	list = list.DeepCopyObject().(client.ObjectList) // map functions may run concurrently
 	if err := c.List(ctx, list, opts...); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "List objects to map a change", "list", fmt.Sprintf("%T", list))
 		return nil

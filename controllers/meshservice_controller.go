@@ -26,6 +26,10 @@ type MeshServiceReconciler struct {
 	client.Client
 	status   statusWriter
 	settings *meshconfig.Store
+	// proxies reports what the control plane's proxies did with the object; nil without one.
+	proxies ProxyReporter
+	// proxiesChanged fires when the proxies' reports may have changed.
+	proxiesChanged <-chan event.GenericEvent
 	// settingsChanged fires when new mesh-wide settings are in force.
 	settingsChanged <-chan event.GenericEvent
 }
@@ -48,6 +52,7 @@ func (r *MeshServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 
 	orig := ms.DeepCopy()
 	next := meshServiceStatus(ms, obs)
+	next.Conditions, next.Proxies = withProxies(next.Conditions, ms.Generation, r.proxies, KindMeshService, ms.Namespace, ms.Name)
 	next.Conditions = mergeConditions(orig.Status.Conditions, next.Conditions)
 	ms.Status = next
 	return ctrl.Result{}, r.status.write(ctx, orig, ms, orig.Status, ms.Status, orig.Status.Conditions, ms.Status.Conditions)
@@ -93,6 +98,7 @@ func (r *MeshServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.forPod)).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.forNamespace)).
 		WatchesRawSource(source.Channel(r.settingsChanged, handler.EnqueueRequestsFromMapFunc(r.all))).
+		WatchesRawSource(proxiesSource(r.proxiesChanged, r.Client, &meshv1alpha1.MeshServiceList{})).
 		Complete(r)
 }
 

@@ -36,6 +36,10 @@ type Options struct {
 	// MutatingWebhookConfiguration, whose failurePolicy the mesh-wide
 	// webhookFailurePolicy sets; empty when the operator does not serve it.
 	WebhookConfiguration string
+	// ControlPlane connects the reconcilers to the xDS server: statuses
+	// report the proxies, and mesh changes trigger pushes. Nil without one;
+	// Programmed then stays Pending.
+	ControlPlane *ControlPlane
 }
 
 func (o Options) configKey() types.NamespacedName {
@@ -89,13 +93,23 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	meshServicesChanged, namespacesChanged := make(chan event.GenericEvent, 1), make(chan event.GenericEvent, 1)
 	c := mgr.GetClient()
 	status := statusWriter{client: c, recorder: mgr.GetEventRecorder("skein-operator")}
+	// And one per mesh kind that follows the proxies' reports.
+	proxies := []chan event.GenericEvent{make(chan event.GenericEvent, 1), make(chan event.GenericEvent, 1), make(chan event.GenericEvent, 1)}
+	var reporter ProxyReporter
+	if o.ControlPlane != nil {
+		reporter = o.ControlPlane.Proxies
+		if err := mgr.Add(controlPlaneRunnable(mgr, o.ControlPlane, proxies)); err != nil {
+			return fmt.Errorf("add the control plane's watch: %w", err)
+		}
+	}
 	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
 		&MeshConfigReconciler{Client: c, recorder: status.recorder, key: o.configKey(), settings: o.Settings,
 			changed: []chan<- event.GenericEvent{meshServicesChanged, namespacesChanged}, webhookConfiguration: o.WebhookConfiguration, reader: mgr.GetAPIReader()},
-		&MeshServiceReconciler{Client: c, status: status, settings: o.Settings, settingsChanged: meshServicesChanged},
+		&MeshServiceReconciler{Client: c, status: status, settings: o.Settings, settingsChanged: meshServicesChanged,
+			proxies: reporter, proxiesChanged: proxies[0]},
 		unmeshedPodReconciler(c, mgr, status, o, namespacesChanged),
-		&TrafficPolicyReconciler{Client: c, status: status},
-		&AuthorizationPolicyReconciler{Client: c, status: status},
+		&TrafficPolicyReconciler{Client: c, status: status, proxies: reporter, proxiesChanged: proxies[1]},
+		&AuthorizationPolicyReconciler{Client: c, status: status, proxies: reporter, proxiesChanged: proxies[2]},
 	}
 	for _, r := range reconcilers {
 		if err := r.SetupWithManager(mgr); err != nil {

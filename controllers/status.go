@@ -26,7 +26,8 @@ type statusWriter struct {
 
 // write patches obj's status, already set to the new value, against orig,
 // unless the two statuses are equal; then it records an Event for each
-// Accepted or ResolvedRefs condition that changed.
+// Accepted or ResolvedRefs condition that changed, and for a Programmed
+// condition that turned Rejected.
 func (w statusWriter) write(ctx context.Context, orig, obj client.Object, origStatus, newStatus any, prevConds, nextConds []metav1.Condition) error {
 	if equality.Semantic.DeepEqual(origStatus, newStatus) {
 		return nil
@@ -35,8 +36,8 @@ func (w statusWriter) write(ctx context.Context, orig, obj client.Object, origSt
 		return fmt.Errorf("write status of %s: %w", klog.KObj(obj), err)
 	}
 	for _, c := range changedConditions(prevConds, nextConds) {
-		if c.Type == meshv1alpha1.ConditionProgrammed {
-			continue
+		if c.Type == meshv1alpha1.ConditionProgrammed && c.Reason != ReasonRejected {
+			continue // proxies come and go; only a refusal is news for people
 		}
 		eventType := corev1.EventTypeNormal
 		if c.Status != metav1.ConditionTrue {

@@ -10,6 +10,7 @@ import (
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -22,6 +23,10 @@ import (
 type TrafficPolicyReconciler struct {
 	client.Client
 	status statusWriter
+	// proxies reports what the control plane's proxies did with the object; nil without one.
+	proxies ProxyReporter
+	// proxiesChanged fires when the proxies' reports may have changed.
+	proxiesChanged <-chan event.GenericEvent
 }
 
 // +kubebuilder:rbac:groups=mesh.skein.io,resources=trafficpolicies,verbs=get;list;watch
@@ -40,6 +45,7 @@ func (r *TrafficPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 
 	orig := tp.DeepCopy()
 	next := trafficPolicyStatus(tp, obs)
+	next.Conditions, next.Proxies = withProxies(next.Conditions, tp.Generation, r.proxies, KindTrafficPolicy, tp.Namespace, tp.Name)
 	next.Conditions = mergeConditions(orig.Status.Conditions, next.Conditions)
 	tp.Status = next
 	return ctrl.Result{}, r.status.write(ctx, orig, tp, orig.Status, tp.Status, orig.Status.Conditions, tp.Status.Conditions)
@@ -102,6 +108,7 @@ func (r *TrafficPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&meshv1alpha1.TrafficPolicy{}, handler.EnqueueRequestsFromMapFunc(r.rivals)).
 		Watches(&meshv1alpha1.MeshService{}, handler.EnqueueRequestsFromMapFunc(r.forMeshService)).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.forService)).
+		WatchesRawSource(proxiesSource(r.proxiesChanged, r.Client, &meshv1alpha1.TrafficPolicyList{})).
 		Complete(r)
 }
 

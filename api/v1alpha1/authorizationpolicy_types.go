@@ -177,6 +177,12 @@ type AuthorizationPolicyStatus struct {
 	// +listMapKey=type
 	// +kubebuilder:validation:MaxItems=8
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// proxies counts the connected proxies whose configuration this object
+	// affects, and how many of them run its current generation. Omitted
+	// until the control plane has reported.
+	// +optional
+	Proxies *ProxyCounts `json:"proxies,omitempty"`
 }
 
 // AuthorizationPolicy allows, denies or audits requests to a MeshService (or
@@ -191,6 +197,7 @@ type AuthorizationPolicyStatus struct {
 // +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].status`
 // +kubebuilder:printcolumn:name="ResolvedRefs",type=string,JSONPath=`.status.conditions[?(@.type=="ResolvedRefs")].status`
 // +kubebuilder:printcolumn:name="Programmed",type=string,JSONPath=`.status.conditions[?(@.type=="Programmed")].status`
+// +kubebuilder:printcolumn:name="Synced",type=string,JSONPath=`.status.proxies.summary`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type AuthorizationPolicy struct {
 	metav1.TypeMeta   `json:",inline"`

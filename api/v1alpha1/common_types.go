@@ -145,3 +145,25 @@ type HeaderMatch struct {
 	// +optional
 	Present *bool `json:"present,omitempty"`
 }
+
+// ProxyCounts says how many connected proxies an object's configuration
+// reaches and how many of them have applied its current generation.
+type ProxyCounts struct {
+	// total is the number of connected proxies whose configuration this
+	// object affects.
+	// +required
+	Total int32 `json:"total"`
+
+	// synced is how many of them acknowledged (ACKed) a configuration built
+	// from the object's current generation.
+	// +required
+	Synced int32 `json:"synced"`
+
+	// rejected is how many of them refused (NACKed) their latest configuration.
+	// +required
+	Rejected int32 `json:"rejected"`
+
+	// summary is "synced/total", for kubectl's columns.
+	// +optional
+	Summary string `json:"summary,omitempty"`
+}

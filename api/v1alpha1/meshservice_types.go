@@ -165,7 +165,14 @@ type MeshServiceStatus struct {
 	// unreachable. Each also has a Warning Event Unmeshed. 0 when omitted.
 	// +optional
 	UnmeshedPods int32 `json:"unmeshedPods,omitempty"`
+
+	// proxies counts the connected proxies whose configuration this object
+	// affects, and how many of them run its current generation. Omitted
+	// until the control plane has reported.
+	// +optional
+	Proxies *ProxyCounts `json:"proxies,omitempty"`
 }
+
 
 // SubsetStatus reports one subset.
 type SubsetStatus struct {
@@ -191,6 +198,7 @@ type SubsetStatus struct {
 // +kubebuilder:printcolumn:name="ResolvedRefs",type=string,JSONPath=`.status.conditions[?(@.type=="ResolvedRefs")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="ResolvedRefs")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Programmed",type=string,JSONPath=`.status.conditions[?(@.type=="Programmed")].status`
+// +kubebuilder:printcolumn:name="Synced",type=string,JSONPath=`.status.proxies.summary`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type MeshService struct {
 	metav1.TypeMeta   `json:",inline"`
