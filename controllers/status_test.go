@@ -9,7 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 
 	meshv1alpha1 "github.com/skeinmesh/skein/api/v1alpha1"
 	"github.com/skeinmesh/skein/internal/inject"
@@ -155,47 +154,6 @@ func TestTrafficPolicyResolvedRefs(t *testing.T) {
 				if !strings.Contains(rr.Message, part) {
 					t.Errorf("message %q lacks %q", rr.Message, part)
 				}
-			}
-		})
-	}
-}
-
-func TestOlderClaimant(t *testing.T) {
-	at := func(sec int64) metav1.Time { return metav1.NewTime(time.Unix(1700000000+sec, 0)) }
-	policy := func(name string, created metav1.Time, port *meshv1alpha1.PortNumber) meshv1alpha1.TrafficPolicy {
-		tp := trafficPolicy("shop", name, "catalog")
-		tp.UID = types.UID(name)
-		tp.CreationTimestamp = created
-		tp.Spec.TargetRef.Port = port
-		return *tp
-	}
-	p80 := ptr.To[meshv1alpha1.PortNumber](80)
-	cases := []struct {
-		name string
-		// self is the policy judged; others share its target name.
-		self   meshv1alpha1.TrafficPolicy
-		others []meshv1alpha1.TrafficPolicy
-		want   string
-	}{
-		{name: "alone", self: policy("b", at(5), nil), want: ""},
-		{name: "older wins", self: policy("b", at(5), nil), others: []meshv1alpha1.TrafficPolicy{policy("a", at(1), nil)}, want: "a"},
-		{name: "newer loses to self", self: policy("a", at(1), nil), others: []meshv1alpha1.TrafficPolicy{policy("b", at(5), nil)}, want: ""},
-		{name: "same second, name decides", self: policy("b", at(1), nil), others: []meshv1alpha1.TrafficPolicy{policy("a", at(1), nil)}, want: "a"},
-		{name: "oldest of several named", self: policy("z", at(9), nil), others: []meshv1alpha1.TrafficPolicy{policy("m", at(3), nil), policy("k", at(2), nil)}, want: "k"},
-		{name: "per-port and service-wide do not conflict", self: policy("b", at(5), p80), others: []meshv1alpha1.TrafficPolicy{policy("a", at(1), nil)}, want: ""},
-		{name: "same port conflicts", self: policy("b", at(5), p80), others: []meshv1alpha1.TrafficPolicy{policy("a", at(1), p80)}, want: "a"},
-		{name: "being deleted does not count", self: policy("b", at(5), nil), others: []meshv1alpha1.TrafficPolicy{func() meshv1alpha1.TrafficPolicy {
-			p := policy("a", at(1), nil)
-			now := at(6)
-			p.DeletionTimestamp = &now
-			return p
-		}()}, want: ""},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			others := append(tc.others, tc.self)
-			if got := olderClaimant(&tc.self, others); got != tc.want {
-				t.Errorf("olderClaimant = %q, want %q", got, tc.want)
 			}
 		})
 	}

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	meshv1alpha1 "github.com/skeinmesh/skein/api/v1alpha1"
+	"github.com/skeinmesh/skein/internal/mesh"
 )
 
 // TrafficPolicyReconciler checks a TrafficPolicy's target, backends and
@@ -65,7 +66,7 @@ func (r *TrafficPolicyReconciler) observe(ctx context.Context, tp *meshv1alpha1.
 	if err := r.List(ctx, rivals, client.InNamespace(tp.Namespace), client.MatchingFields{indexTargetName: string(tp.Spec.TargetRef.Name)}); err != nil {
 		return obs, fmt.Errorf("list policies sharing the target of TrafficPolicy %s: %w", klog.KObj(tp), err)
 	}
-	obs.claimedBy = olderClaimant(tp, rivals.Items)
+	obs.claimedBy = mesh.OlderClaimant(tp, rivals.Items)
 
 	for _, key := range backendRefs(tp) {
 		ms := &meshv1alpha1.MeshService{}

@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -11,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	meshv1alpha1 "github.com/skeinmesh/skein/api/v1alpha1"
+	"github.com/skeinmesh/skein/internal/mesh"
 )
 
 // trafficPolicyObservation is what the TrafficPolicy reconciler read from the cluster.
@@ -42,7 +42,7 @@ func trafficPolicyStatus(tp *meshv1alpha1.TrafficPolicy, obs trafficPolicyObserv
 
 func trafficPolicyAccepted(tp *meshv1alpha1.TrafficPolicy, claimedBy string) metav1.Condition {
 	gen := tp.Generation
-	if errs := invalidRegexes(tp); len(errs) > 0 {
+	if errs := mesh.InvalidRegexes(&tp.Spec); len(errs) > 0 {
 		return condition(meshv1alpha1.ConditionAccepted, false, meshv1alpha1.ReasonInvalid, strings.Join(errs, "; "), gen)
 	}
 	if claimedBy != "" {
@@ -59,36 +59,6 @@ func targetDescription(ref meshv1alpha1.PolicyTargetReference) string {
 		return fmt.Sprintf("port %d of MeshService %s", *ref.Port, ref.Name)
 	}
 	return fmt.Sprintf("every port of MeshService %s", ref.Name)
-}
-
-// invalidRegexes checks every regular expression in the policy with RE2
-// syntax, which is what the proxies use, and names the field of each one
-// that does not compile.
-func invalidRegexes(tp *meshv1alpha1.TrafficPolicy) []string {
-	var errs []string
-	check := func(field string, re *string) {
-		if re == nil {
-			return
-		}
-		if _, err := regexp.Compile(*re); err != nil {
-			errs = append(errs, fmt.Sprintf("%s: %v", field, err))
-		}
-	}
-	for i, route := range tp.Spec.Routes {
-		for j, m := range route.Matches {
-			base := fmt.Sprintf("spec.routes[%d].matches[%d]", i, j)
-			if m.Path != nil {
-				check(base+".path.regex", m.Path.Regex)
-			}
-			for k, h := range m.Headers {
-				check(fmt.Sprintf("%s.headers[%d].regex", base, k), h.Regex)
-			}
-			for k, q := range m.QueryParams {
-				check(fmt.Sprintf("%s.queryParams[%d].regex", base, k), q.Regex)
-			}
-		}
-	}
-	return errs
 }
 
 // resolveSeverity orders ResolvedRefs reasons from the gravest: a policy's
@@ -208,36 +178,4 @@ func backendRefs(tp *meshv1alpha1.TrafficPolicy) []types.NamespacedName {
 		}
 	}
 	return refs
-}
-
-// olderClaimant returns the name of the oldest policy among others that
-// claims the same target and port as tp and is older than tp (by creation
-// time, then name), or "".
-func olderClaimant(tp *meshv1alpha1.TrafficPolicy, others []meshv1alpha1.TrafficPolicy) string {
-	winner := ""
-	var winnerAt metav1.Time
-	for i := range others {
-		o := &others[i]
-		if o.UID == tp.UID || o.DeletionTimestamp != nil || !sameClaim(o.Spec.TargetRef, tp.Spec.TargetRef) || !older(o, tp) {
-			continue
-		}
-		if winner == "" || o.CreationTimestamp.Before(&winnerAt) || (o.CreationTimestamp.Equal(&winnerAt) && o.Name < winner) {
-			winner, winnerAt = o.Name, o.CreationTimestamp
-		}
-	}
-	return winner
-}
-
-func sameClaim(a, b meshv1alpha1.PolicyTargetReference) bool {
-	if a.Name != b.Name || (a.Port == nil) != (b.Port == nil) {
-		return false
-	}
-	return a.Port == nil || *a.Port == *b.Port
-}
-
-func older(a, b *meshv1alpha1.TrafficPolicy) bool {
-	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-		return a.CreationTimestamp.Before(&b.CreationTimestamp)
-	}
-	return a.Name < b.Name
 }
