@@ -47,6 +47,9 @@ func richInputs() Inputs {
 				sliceEndpoint("10.0.0.2", onPod("catalog-2"), onNode("node-b")),
 				sliceEndpoint("10.0.0.1", onPod("catalog-1"), onNode("node-a"), inZone("z1")),
 				sliceEndpoint("10.0.0.3", withConditions(ptr.To(false), ptr.To(true)), onPod("catalog-3"))),
+			// An address in two slices: the slice whose name sorts first names its pod.
+			endpointSlice("shop", "catalog-v4-stale", "catalog", discoveryv1.AddressTypeIPv4, ports,
+				sliceEndpoint("10.0.0.1", onPod("catalog-3"), onNode("node-b"), withConditions(ptr.To(false), nil))),
 			endpointSlice("shop", "catalog-v6", "catalog", discoveryv1.AddressTypeIPv6, ports,
 				sliceEndpoint("fd00::2", onPod("catalog-2"), onNode("node-b")),
 				sliceEndpoint("fd00::1", onPod("catalog-1"), onNode("node-a"))),

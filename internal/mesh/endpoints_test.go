@@ -88,9 +88,9 @@ func TestBuildEndpointSlices(t *testing.T) {
 		{
 			name: "an address in two slices is one endpoint, ready if either says so",
 			slices: []discoveryv1.EndpointSlice{
-				endpointSlice("shop", "catalog-a", "catalog", discoveryv1.AddressTypeIPv4, httpSlicePort,
+				endpointSlice("shop", "catalog-a", "catalog", discoveryv1.AddressTypeIPv4, httpSlicePort, sliceEndpoint("10.0.0.1")),
+				endpointSlice("shop", "catalog-b", "catalog", discoveryv1.AddressTypeIPv4, httpSlicePort,
 					sliceEndpoint("10.0.0.1", withConditions(ptr.To(false), nil))),
-				endpointSlice("shop", "catalog-b", "catalog", discoveryv1.AddressTypeIPv4, httpSlicePort, sliceEndpoint("10.0.0.1")),
 			},
 			want: []Endpoint{{IP: "10.0.0.1", Ports: map[int32]int32{80: 8080}, Ready: true}},
 		},
