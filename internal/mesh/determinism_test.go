@@ -109,7 +109,9 @@ func shuffle(r *rand.Rand, in *Inputs) {
 	sh := func(n int, swap func(i, j int)) { r.Shuffle(n, swap) }
 	sh(len(in.MeshServices), func(i, j int) { in.MeshServices[i], in.MeshServices[j] = in.MeshServices[j], in.MeshServices[i] })
 	sh(len(in.Services), func(i, j int) { in.Services[i], in.Services[j] = in.Services[j], in.Services[i] })
-	sh(len(in.EndpointSlices), func(i, j int) { in.EndpointSlices[i], in.EndpointSlices[j] = in.EndpointSlices[j], in.EndpointSlices[i] })
+	sh(len(in.EndpointSlices), func(i, j int) {
+		in.EndpointSlices[i], in.EndpointSlices[j] = in.EndpointSlices[j], in.EndpointSlices[i]
+	})
 	for k := range in.EndpointSlices {
 		eps := in.EndpointSlices[k].Endpoints
 		sh(len(eps), func(i, j int) { eps[i], eps[j] = eps[j], eps[i] })
