@@ -54,7 +54,9 @@ func (h *ResponseHead) SetStatus(status int, reason string) {
 // Informational reports whether this is a 1xx interim response that a
 // final response follows (101 Switching Protocols is not: it is the last
 // HTTP on the connection).
-func (h *ResponseHead) Informational() bool { return h.Status >= 100 && h.Status < 200 && h.Status != 101 }
+func (h *ResponseHead) Informational() bool {
+	return h.Status >= 100 && h.Status < 200 && h.Status != 101
+}
 
 // Upgrading reports whether the server switches protocols (101); after
 // the head, the connection carries the new protocol in both directions.
