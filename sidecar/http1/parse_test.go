@@ -64,8 +64,8 @@ func TestParseRequestHeadValid(t *testing.T) {
 			},
 		},
 		{
-			name: "OPTIONS asterisk",
-			raw:  "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
+			name:  "OPTIONS asterisk",
+			raw:   "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
 			check: func(t *testing.T, h *RequestHead) { eq(t, "path", h.Path(), "*") },
 		},
 		{
