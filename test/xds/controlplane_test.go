@@ -2,128 +2,145 @@ package xds_test
 
 import (
 	"context"
-	"fmt"
 	"net"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
-	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
-	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
 	"google.golang.org/grpc"
+
+	"github.com/skeinmesh/skein/internal/mesh"
+	"github.com/skeinmesh/skein/internal/xds/server"
+	"github.com/skeinmesh/skein/internal/xds/translate"
 )
 
-// xdsTypes are the resource types grpc-go's xds resolver subscribes to, in
-// the order it asks for them.
-var xdsTypes = []string{
-	resourcev3.ListenerType, resourcev3.RouteType, resourcev3.ClusterType, resourcev3.EndpointType,
-}
-
-// controlPlane is an ADS server on 127.0.0.1 that serves one node the
-// snapshots the test pushes and records what that node ACKed and NACKed.
+// controlPlane is Skein's xDS server on 127.0.0.1, without authentication,
+// generating each proxy's config with the translator from the model the test
+// sets last.
 type controlPlane struct {
-	addr  string
-	cache cachev3.SnapshotCache
-	acks  *ackTracker
+	addr   string
+	server *server.Server
+	model  atomic.Pointer[mesh.Model]
+	log    *errorLog
 }
 
-// startControlPlane serves go-control-plane's ADS server (state of the world,
-// the protocol grpc-go speaks) from a snapshot cache on 127.0.0.1:0.
-func startControlPlane(t *testing.T) *controlPlane {
+// startControlPlane serves Skein's xDS server on 127.0.0.1:0 from model, with
+// short debounce periods so that a model change reaches the client quickly.
+func startControlPlane(t *testing.T, model *mesh.Model) *controlPlane {
 	t.Helper()
-	acks := newAckTracker()
-	cache := cachev3.NewSnapshotCache(true, cachev3.IDHash{}, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	xds := serverv3.NewServer(ctx, cache, serverv3.CallbackFuncs{StreamRequestFunc: acks.observe})
-	srv := grpc.NewServer()
-	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(srv, xds)
+	cp := &controlPlane{log: &errorLog{t: t}}
+	cp.model.Store(model)
+	cp.server = server.New(server.Options{
+		Generate: func(_ context.Context, p mesh.Proxy) (server.Config, error) {
+			return generate(cp.model.Load(), p)
+		},
+		Quiet:    10 * time.Millisecond,
+		MaxDelay: 50 * time.Millisecond,
+		Logger:   cp.log.logger(),
+	})
+	g := grpc.NewServer()
+	cp.server.Register(g)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen for the xDS server: %v", err)
 	}
-	go func() { _ = srv.Serve(lis) }()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = cp.server.Start(ctx)
+	}()
+	go func() { _ = g.Serve(lis) }()
 	t.Cleanup(func() {
-		srv.Stop()
 		cancel()
+		<-done
+		g.Stop()
 	})
-	return &controlPlane{addr: lis.Addr().String(), cache: cache, acks: acks}
+	cp.addr = lis.Addr().String()
+	return cp
 }
 
-// push publishes a snapshot of version for node, after checking it is consistent.
-func (cp *controlPlane) push(t *testing.T, node, version string, resources map[resourcev3.Type][]types.Resource) {
+// generate is the operator's Generator: the translator's resources for p,
+// keyed by type URL.
+func generate(m *mesh.Model, p mesh.Proxy) (server.Config, error) {
+	r := translate.ForProxy(m, p)
+	res := map[string][]types.Resource{}
+	for _, l := range r.Listeners {
+		res[resourcev3.ListenerType] = append(res[resourcev3.ListenerType], l)
+	}
+	for _, rc := range r.Routes {
+		res[resourcev3.RouteType] = append(res[resourcev3.RouteType], rc)
+	}
+	for _, c := range r.Clusters {
+		res[resourcev3.ClusterType] = append(res[resourcev3.ClusterType], c)
+	}
+	for _, cla := range r.Endpoints {
+		res[resourcev3.EndpointType] = append(res[resourcev3.EndpointType], cla)
+	}
+	return server.Config{Resources: res, Sources: r.Sources}, nil
+}
+
+// push replaces the model and tells the server that it changed.
+func (cp *controlPlane) push(m *mesh.Model) {
+	cp.model.Store(m)
+	cp.server.Trigger()
+}
+
+// waitSynced waits until the one connected proxy has ACKed the snapshot made
+// from generation gen of TrafficPolicy shop/name, as the server's status
+// reports it. It fails at once when the proxy NACKs it, with grpc-go's
+// message, or when the server logs an error (such as a config it refuses to
+// publish).
+func (cp *controlPlane) waitSynced(t *testing.T, name string, gen int64) {
 	t.Helper()
-	snap, err := cachev3.NewSnapshot(version, resources)
-	if err != nil {
-		t.Fatalf("snapshot %s: %v", version, err)
+	key := server.ObjectKey{Kind: "TrafficPolicy", Namespace: namespace, Name: name}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c := cp.server.Status(key)
+		switch {
+		case c.Rejected > 0:
+			t.Fatalf("grpc-go NACKed the config of TrafficPolicy %s/%s generation %d: %s", namespace, name, gen, c.NACKMessage)
+		case cp.log.first() != "":
+			t.Fatalf("the xDS server logged an error: %s", cp.log.first())
+		case c.Total == 1 && c.Synced == 1 && c.Generation == gen:
+			return
+		case time.Now().After(deadline):
+			t.Fatalf("TrafficPolicy %s/%s generation %d not synced after 10s: %+v", namespace, name, gen, c)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	if err := consistent(snap); err != nil {
-		t.Fatalf("snapshot %s is not consistent: %v", version, err)
-	}
-	if err := cp.cache.SetSnapshot(context.Background(), node, snap); err != nil {
-		t.Fatalf("set snapshot %s for %s: %v", version, node, err)
-	}
 }
 
-// nack is one rejection of a response by the client.
-type nack struct {
-	typeURL, nonce, message string
+// errorLog is the server's logger: every line goes to the test's log, and
+// the first error is kept.
+type errorLog struct {
+	t   *testing.T
+	mu  sync.Mutex
+	err string
 }
 
-// ackTracker follows a node's requests on its ADS stream: a request with a
-// response nonce and no error detail ACKs the version it carries; one with an
-// error detail NACKs the response with that nonce.
-type ackTracker struct {
-	mu    sync.Mutex
-	acked map[string]string // type URL -> version last ACKed
-	nacks []nack
-}
-
-func newAckTracker() *ackTracker {
-	return &ackTracker{acked: map[string]string{}}
-}
-
-func (a *ackTracker) observe(_ int64, req *discovery.DiscoveryRequest) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	switch {
-	case req.GetErrorDetail() != nil:
-		a.nacks = append(a.nacks, nack{typeURL: req.GetTypeUrl(), nonce: req.GetResponseNonce(), message: req.GetErrorDetail().GetMessage()})
-	case req.GetResponseNonce() != "":
-		a.acked[req.GetTypeUrl()] = req.GetVersionInfo()
-	}
-	return nil
-}
-
-// check returns an error naming every NACK so far, or one saying which types
-// have not been ACKed at version yet; nil when all of xdsTypes are.
-func (a *ackTracker) check(version string) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if len(a.nacks) > 0 {
-		// The server resends a NACKed response; say each reason once.
-		msg, seen := "", map[string]bool{}
-		for _, n := range a.nacks {
-			if key := n.typeURL + n.message; !seen[key] {
-				seen[key] = true
-				msg += fmt.Sprintf("\n  %s (first NACK, nonce %s): %s", n.typeURL, n.nonce, n.message)
+func (l *errorLog) logger() logr.Logger {
+	return funcr.NewJSON(func(obj string) {
+		l.t.Log(obj)
+		if strings.Contains(obj, `"error":`) {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			if l.err == "" {
+				l.err = obj
 			}
 		}
-		return fmt.Errorf("grpc-go NACKed %d responses:%s", len(a.nacks), msg)
-	}
-	for _, typ := range xdsTypes {
-		if got := a.acked[typ]; got != version {
-			return fmt.Errorf("%s ACKed at version %q, want %q", typ, got, version)
-		}
-	}
-	return nil
+	}, funcr.Options{})
 }
 
-// nacked reports whether the client has NACKed anything.
-func (a *ackTracker) nacked() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.nacks) > 0
+// first is the first error logged, or "".
+func (l *errorLog) first() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
 }
