@@ -16,8 +16,9 @@ import (
 //     fields dropped);
 //   - UntilClose to Chunked or to UntilClose.
 //
-// Others are ErrFraming. A chunked body is re-chunked, chunk extensions
-// dropped, and its chunk lines and trailer fields are checked as strictly
+// Others are ErrFraming. A chunked body keeps its chunk sizes and loses
+// its chunk extensions (a body framed otherwise is sent chunked as it is
+// read); its chunk lines and trailer fields are checked as strictly
 // as a head: malformed ones are ErrChunk, ErrHeadTooLarge,
 // ErrTooManyHeaders or a field error. A body that ends early is
 // io.ErrUnexpectedEOF. dst is flushed whenever src has nothing buffered,
@@ -100,7 +101,7 @@ func copyData(dst *bufio.Writer, src *bufio.Reader, n int64, chunked bool) (int6
 }
 
 // copyChunked decodes a chunked body (RFC 9112 §7.1) and writes its data
-// re-chunked if chunked, raw otherwise.
+// in the same chunks if chunked, raw otherwise.
 func copyChunked(dst *bufio.Writer, src *bufio.Reader, chunked bool) (int64, error) {
 	var done int64
 	for {
@@ -111,10 +112,17 @@ func copyChunked(dst *bufio.Writer, src *bufio.Reader, chunked bool) (int64, err
 		if size == 0 {
 			break
 		}
-		n, err := copyData(dst, src, size, chunked)
+		if chunked { // the chunk as it came, extensions dropped
+			writeInt(dst, size, 16)
+			dst.Write(crlf)
+		}
+		n, err := copyData(dst, src, size, false)
 		done += n
 		if err != nil {
 			return done, err
+		}
+		if chunked {
+			dst.Write(crlf)
 		}
 		end, err := src.ReadSlice('\n')
 		if err != nil {
