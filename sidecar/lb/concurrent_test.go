@@ -1,0 +1,92 @@
+package lb
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// TestConcurrentPicksAcrossRebuilds (run it with -race): workers pick,
+// acquire, hold and release hosts while endpoint updates rebuild the
+// balancer over merged hosts and health flips. No pick comes back nil, no
+// request is lost (every in-flight count returns to 0 on the hosts the
+// requests started on), and a host that survives every update is the same
+// *Host throughout, so its in-flight count carries over.
+func TestConcurrentPicksAcrossRebuilds(t *testing.T) {
+	for _, p := range policies {
+		t.Run(p.String(), func(t *testing.T) {
+			mk := func(gen int) []*Host {
+				// 10.0.0.1 survives every update; others come and go.
+				hs := []*Host{{Address: "10.0.0.1:8080", Weight: uint32(1 + gen%3)}}
+				for i := range 4 {
+					hs = append(hs, &Host{Address: fmt.Sprintf("10.0.%d.%d:8080", 1+(gen+i)%3, 2+i), Weight: uint32(1 + i)})
+				}
+				return hs
+			}
+			hosts := mk(0)
+			survivor := hosts[0]
+			var cur atomic.Pointer[Balancer]
+			b := mustNew(t, p, hosts, Options{})
+			cur.Store(&b)
+
+			all := sync.Map{} // every *Host ever balanced over
+			for _, h := range hosts {
+				all.Store(h, true)
+			}
+			var stop atomic.Bool
+			var nils, started atomic.Int64
+			var wg sync.WaitGroup
+			for w := range 4 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; !stop.Load(); i++ {
+						h := (*cur.Load()).Pick(key(w*1_000_000 + i))
+						if h == nil {
+							nils.Add(1)
+							continue
+						}
+						h.Acquire() // the request starts on h ...
+						started.Add(1)
+						for range i % 3 {
+							_ = (*cur.Load()).Pick(uint64(i)) // ... while others are picked ...
+						}
+						h.Release() // ... and ends on h, whatever balancer is current
+					}
+				}()
+			}
+			for gen := 1; gen <= 200; gen++ {
+				next := Merge(hosts, mk(gen))
+				if next[0] != survivor {
+					t.Fatalf("update %d: survivor is a new *Host", gen)
+				}
+				for _, h := range next {
+					all.Store(h, true)
+				}
+				nb, err := New(p, next, Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				cur.Store(&nb)
+				hosts = next
+				hosts[gen%len(hosts)].SetHealthy(gen%2 == 0)
+			}
+			stop.Store(true)
+			wg.Wait()
+			setHealthy(hosts, true)
+			if nils.Load() != 0 {
+				t.Errorf("%d picks returned nil", nils.Load())
+			}
+			if started.Load() == 0 {
+				t.Fatal("no request ran")
+			}
+			all.Range(func(k, _ any) bool {
+				if h := k.(*Host); h.Active() != 0 {
+					t.Errorf("%s: %d requests still counted in flight", h.Address, h.Active())
+				}
+				return true
+			})
+		})
+	}
+}
