@@ -45,7 +45,20 @@ type nsName struct{ namespace, name string }
 // Build makes the mesh model from the objects in. It is pure: it makes no
 // client calls, its output is sorted and does not depend on the order of
 // the inputs, and the Model shares no map, slice or pointer with in.
-// Objects being deleted (deletionTimestamp set) are left out.
+// MeshServices, Services, EndpointSlices and policies being deleted
+// (deletionTimestamp set) are left out; pods and nodes being deleted still
+// describe their endpoints.
+//
+// Decisions the API leaves open:
+//   - only TCP Service ports are meshed; a declared port the Service has
+//     only for UDP or SCTP is dropped like one it lacks;
+//   - an endpoint is its first address (the API calls them fungible);
+//   - an address in several slices is one endpoint: its ports are the
+//     union, it is ready when any slice says so, and its pod and node come
+//     from the slice whose name sorts first;
+//   - endpoints are sorted by address value, IPv4 before IPv6;
+//   - a TrafficPolicy whose regexes do not compile is not in force, and
+//     still holds its claim (as the controllers' Accepted condition says).
 func Build(in Inputs) *Model {
 	domain := in.ClusterDomain
 	if domain == "" {
