@@ -2,7 +2,9 @@ package xds_test
 
 import (
 	"context"
+	"maps"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -111,31 +113,37 @@ func (cp *controlPlane) waitSynced(t *testing.T, name string, gen int64) {
 		case c.Total == 1 && c.Synced == 1 && c.Generation == gen:
 			return
 		case time.Now().After(deadline):
-			t.Fatalf("TrafficPolicy %s/%s generation %d not synced after 10s: %+v", namespace, name, gen, c)
+			t.Fatalf("TrafficPolicy %s/%s generation %d not synced after 10s: %+v%s", namespace, name, gen, c, cp.log.unanswered())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 }
 
-// errorLog is the server's logger: every line goes to the test's log, and
-// the first error is kept.
+// errorLog is the server's logger: every line, V(1) included, goes to the
+// test's log; it keeps the first error, and the requests that
+// go-control-plane's cache declined to answer.
 type errorLog struct {
-	t   *testing.T
-	mu  sync.Mutex
-	err string
+	t        *testing.T
+	mu       sync.Mutex
+	err      string
+	declined map[string]bool
 }
 
 func (l *errorLog) logger() logr.Logger {
 	return funcr.NewJSON(func(obj string) {
 		l.t.Log(obj)
-		if strings.Contains(obj, `"error":`) {
-			l.mu.Lock()
-			defer l.mu.Unlock()
-			if l.err == "" {
-				l.err = obj
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		switch {
+		case strings.Contains(obj, `"error":`) && l.err == "":
+			l.err = obj
+		case strings.Contains(obj, "not responding"):
+			if l.declined == nil {
+				l.declined = map[string]bool{}
 			}
+			l.declined[obj] = true
 		}
-	}, funcr.Options{})
+	}, funcr.Options{Verbosity: 1})
 }
 
 // first is the first error logged, or "".
@@ -143,4 +151,16 @@ func (l *errorLog) first() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.err
+}
+
+// unanswered lists, one per line, the requests the server logged it did
+// not answer; "" when there are none.
+func (l *errorLog) unanswered() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lines := slices.Sorted(maps.Keys(l.declined))
+	if len(lines) == 0 {
+		return ""
+	}
+	return "; the server did not answer:\n  " + strings.Join(lines, "\n  ")
 }

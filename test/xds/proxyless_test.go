@@ -34,9 +34,9 @@ const (
 	// target is what the application dials.
 	target = "xds:///" + host + ":50051"
 	// canaryHeader routes a call to v2 when it is "yes".
+	canaryHeader = "x-canary"
 	// policyName is the TrafficPolicy with the routes.
 	policyName = serviceName + "-routes"
-	canaryHeader = "x-canary"
 )
 
 // client is the proxyless application's identity: no pod of its own in the
