@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"sync"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -41,7 +42,7 @@ func outboundCluster(name string, port mesh.Port, spec *meshv1alpha1.TrafficPoli
 	}
 	switch {
 	case isHTTP2(port):
-		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{http2OptionsKey: mustAny(http2Options())}
+		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{http2OptionsKey: http2OptionsAny()}
 	case port.Protocol == meshv1alpha1.ProtocolAuto:
 		// The caller's protocol, whichever the proxy detected.
 		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{http2OptionsKey: mustAny(&upstreamhttpv3.HttpProtocolOptions{
@@ -61,6 +62,10 @@ func outboundCluster(name string, port mesh.Port, spec *meshv1alpha1.TrafficPoli
 	}
 	return c
 }
+
+// http2OptionsAny is http2Options packed once and shared by every cluster
+// (resources are never modified after translation).
+var http2OptionsAny = sync.OnceValue(func() *anypb.Any { return mustAny(http2Options()) })
 
 // http2Options makes a cluster speak HTTP/2 (prior knowledge) to its endpoints.
 func http2Options() *upstreamhttpv3.HttpProtocolOptions {
@@ -173,11 +178,11 @@ func outlierDetection(od *meshv1alpha1.OutlierDetection) *clusterv3.OutlierDetec
 		return nil
 	}
 	out := &clusterv3.OutlierDetection{
-		Interval:                  durationOr(string(od.Interval), 10*time.Second),
-		BaseEjectionTime:          durationOr(string(od.BaseEjectionTime), 30*time.Second),
-		MaxEjectionPercent:        wrapperspb.UInt32(uint32(orDefault(od.MaxEjectionPercent, 10))),
-		EnforcingSuccessRate:      wrapperspb.UInt32(0),
-		EnforcingConsecutive_5Xx:  wrapperspb.UInt32(0),
+		Interval:                           durationOr(string(od.Interval), 10*time.Second),
+		BaseEjectionTime:                   durationOr(string(od.BaseEjectionTime), 30*time.Second),
+		MaxEjectionPercent:                 wrapperspb.UInt32(uint32(orDefault(od.MaxEjectionPercent, 10))),
+		EnforcingSuccessRate:               wrapperspb.UInt32(0),
+		EnforcingConsecutive_5Xx:           wrapperspb.UInt32(0),
 		EnforcingConsecutiveGatewayFailure: wrapperspb.UInt32(0),
 	}
 	if od.Consecutive5xx != nil {

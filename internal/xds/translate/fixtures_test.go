@@ -8,7 +8,11 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	httprbacv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	meshv1alpha1 "github.com/skeinmesh/skein/api/v1alpha1"
 	"github.com/skeinmesh/skein/internal/mesh"
@@ -140,4 +144,53 @@ func itoa(v uint32) string {
 		v /= 10
 	}
 	return string(b)
+}
+
+// httpFilterNames is the HTTP filter names of the HCM packed in a.
+func httpFilterNames(t *testing.T, a *anypb.Any) []string {
+	t.Helper()
+	h := &hcmv3.HttpConnectionManager{}
+	if err := a.UnmarshalTo(h); err != nil {
+		t.Fatalf("not an HCM: %v", err)
+	}
+	var out []string
+	for _, f := range h.GetHttpFilters() {
+		out = append(out, f.GetName())
+	}
+	return out
+}
+
+// inboundChain is the virtualInbound chain of target port tp.
+func inboundChainOf(r *Resources, tp uint32) *listenerv3.FilterChain {
+	for _, fc := range findListener(r, VirtualInbound).GetFilterChains() {
+		if fc.GetFilterChainMatch().GetDestinationPort().GetValue() == tp {
+			return fc
+		}
+	}
+	return nil
+}
+
+// inboundRBAC is the RBAC rules of the HTTP inbound chain of tp, in filter order.
+func inboundRBAC(t *testing.T, r *Resources, tp uint32) []*rbacv3.RBAC {
+	t.Helper()
+	fc := inboundChainOf(r, tp)
+	if fc == nil {
+		t.Fatalf("no inbound chain for port %d", tp)
+	}
+	h := &hcmv3.HttpConnectionManager{}
+	if err := fc.GetFilters()[0].GetTypedConfig().UnmarshalTo(h); err != nil {
+		t.Fatalf("inbound chain %d: %v", tp, err)
+	}
+	var out []*rbacv3.RBAC
+	for _, f := range h.GetHttpFilters() {
+		if f.GetName() != httpRBACFilter {
+			continue
+		}
+		cfg := &httprbacv3.RBAC{}
+		if err := f.GetTypedConfig().UnmarshalTo(cfg); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, cfg.GetRules())
+	}
+	return out
 }

@@ -23,7 +23,7 @@ var refreshGolden = os.Getenv("REFRESH_GOLDEN") != ""
 // a snapshot must be (every RDS name, cluster and EDS cluster referenced
 // exists).
 func TestGolden(t *testing.T) {
-	if len(scenarios) < 6 {
+	if len(scenarios) < 15 {
 		t.Fatalf("%d scenarios, want at least 15", len(scenarios))
 	}
 	seen := map[string]bool{}

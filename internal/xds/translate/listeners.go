@@ -1,6 +1,8 @@
 package translate
 
 import (
+	"sync"
+
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -9,6 +11,7 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
@@ -20,8 +23,12 @@ func httpFilters(fault bool, extra ...*hcmv3.HttpFilter) []*hcmv3.HttpFilter {
 		out = append(out, &hcmv3.HttpFilter{Name: faultFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&faultv3.HTTPFault{})}})
 	}
 	out = append(out, extra...)
-	return append(out, &hcmv3.HttpFilter{Name: routerFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})}})
+	return append(out, &hcmv3.HttpFilter{Name: routerFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: routerAny()}})
 }
+
+// routerAny is the router's config packed once and shared (resources are
+// never modified after translation).
+var routerAny = sync.OnceValue(func() *anypb.Any { return mustAny(&routerv3.Router{}) })
 
 // rdsHCM is an HTTP connection manager whose routes come by RDS over ADS.
 func rdsHCM(statPrefix, routeConfig string, fault bool) *hcmv3.HttpConnectionManager {

@@ -11,8 +11,8 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/skeinmesh/skein/internal/meshconfig"
 	"github.com/skeinmesh/skein/internal/mesh"
+	"github.com/skeinmesh/skein/internal/meshconfig"
 )
 
 // Outbound is what every proxy in namespace may call: a cluster and its

@@ -6,11 +6,13 @@ import (
 
 	meshv1alpha1 "github.com/skeinmesh/skein/api/v1alpha1"
 	"github.com/skeinmesh/skein/internal/mesh"
-	"github.com/skeinmesh/skein/internal/meshconfig"
 )
 
 // scenarios are the golden cases; each has testdata/<name>.golden.yaml.
-var scenarios = []scenario{
+var scenarios = slices.Concat(routingScenarios, policyScenarios, meshScenarios, authzScenarios)
+
+// routingScenarios are about protocols, subsets and routes.
+var routingScenarios = []scenario{
 	{
 		name:  "http-port",
 		about: "One HTTP service in the proxy's namespace: EDS cluster, RDS route config \"80\", a filter chain on its ClusterIP:80.",
@@ -175,5 +177,3 @@ var scenarios = []scenario{
 		},
 	},
 }
-
-var _ = meshconfig.Defaults
