@@ -103,7 +103,7 @@ func applyLoadBalancer(c *clusterv3.Cluster, lb *meshv1alpha1.LoadBalancer) {
 		c.LoadBalancingPolicy = lbPolicies(&randomv3.Random{}, &roundrobinv3.RoundRobin{})
 	case meshv1alpha1.LoadBalancerMaglev:
 		c.LbPolicy = clusterv3.Cluster_RING_HASH
-		c.LoadBalancingPolicy = lbPolicies(&maglevv3.Maglev{}, &ringhashv3.RingHash{})
+		c.LoadBalancingPolicy = lbPolicies(&maglevv3.Maglev{}, &ringhashv3.RingHash{HashFunction: ringhashv3.RingHash_XX_HASH})
 	}
 }
 
