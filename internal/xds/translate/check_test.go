@@ -73,7 +73,9 @@ func walkAnys(m protoreflect.Message, f func(*anypb.Any)) {
 	})
 }
 
-// consistent checks what a snapshot's consistency check and a proxy need:
+// consistent checks what a snapshot's consistency check and a proxy need
+// (Envoy refuses a listener whose chains share a match and a route
+// configuration with a domain twice):
 // every RDS name a listener uses is in Routes, every cluster a route or a
 // tcp_proxy sends to is in Clusters, every EDS cluster has a
 // ClusterLoadAssignment and every ClusterLoadAssignment a cluster.
@@ -146,7 +148,13 @@ func consistent(r *Resources) error {
 		}
 	}
 	for _, l := range r.Listeners {
+		matches := map[string]string{}
 		for _, fc := range l.GetFilterChains() {
+			key, _ := proto.MarshalOptions{Deterministic: true}.Marshal(fc.GetFilterChainMatch())
+			if other, ok := matches[string(key)]; ok {
+				errs = append(errs, fmt.Errorf("listener %s: chains %s and %s have the same match", l.GetName(), other, fc.GetName()))
+			}
+			matches[string(key)] = fc.GetName()
 			checkFilters("listener "+l.GetName()+" chain "+fc.GetName(), fc)
 		}
 		if fc := l.GetDefaultFilterChain(); fc != nil {
@@ -163,6 +171,19 @@ func consistent(r *Resources) error {
 	}
 	for _, rc := range r.Routes {
 		checkRoutes("route configuration "+rc.GetName(), rc)
+		domains, names := map[string]bool{}, map[string]bool{}
+		for _, vh := range rc.GetVirtualHosts() {
+			if names[vh.GetName()] {
+				errs = append(errs, fmt.Errorf("route configuration %s: two virtual hosts named %s", rc.GetName(), vh.GetName()))
+			}
+			names[vh.GetName()] = true
+			for _, d := range vh.GetDomains() {
+				if domains[d] {
+					errs = append(errs, fmt.Errorf("route configuration %s: domain %s twice", rc.GetName(), d))
+				}
+				domains[d] = true
+			}
+		}
 	}
 	for _, c := range r.Clusters {
 		if c.GetType() == clusterv3.Cluster_EDS {

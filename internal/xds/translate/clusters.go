@@ -40,17 +40,7 @@ func outboundCluster(name string, port mesh.Port, spec *meshv1alpha1.TrafficPoli
 		ConnectTimeout:       durationpb.New(connectTimeoutS * time.Second),
 		LbPolicy:             clusterv3.Cluster_LEAST_REQUEST,
 	}
-	switch {
-	case isHTTP2(port):
-		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{http2OptionsKey: http2OptionsAny()}
-	case port.Protocol == meshv1alpha1.ProtocolAuto:
-		// The caller's protocol, whichever the proxy detected.
-		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{http2OptionsKey: mustAny(&upstreamhttpv3.HttpProtocolOptions{
-			UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_UseDownstreamProtocolConfig{
-				UseDownstreamProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_UseDownstreamHttpConfig{},
-			},
-		})}
-	}
+	c.TypedExtensionProtocolOptions = protocolOptions(port)
 	if spec == nil {
 		return c
 	}
@@ -62,6 +52,28 @@ func outboundCluster(name string, port mesh.Port, spec *meshv1alpha1.TrafficPoli
 	}
 	return c
 }
+
+// protocolOptions are the upstream HTTP options of a port's clusters:
+// HTTP/2 for GRPC and HTTP2, the caller's protocol for AUTO, Envoy's
+// default (HTTP/1.1) otherwise (nil).
+func protocolOptions(port mesh.Port) map[string]*anypb.Any {
+	switch {
+	case isHTTP2(port):
+		return map[string]*anypb.Any{http2OptionsKey: http2OptionsAny()}
+	case port.Protocol == meshv1alpha1.ProtocolAuto:
+		return map[string]*anypb.Any{http2OptionsKey: downstreamOptionsAny()}
+	}
+	return nil
+}
+
+// downstreamOptionsAny makes a cluster use the caller's protocol, packed once.
+var downstreamOptionsAny = sync.OnceValue(func() *anypb.Any {
+	return mustAny(&upstreamhttpv3.HttpProtocolOptions{
+		UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_UseDownstreamProtocolConfig{
+			UseDownstreamProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_UseDownstreamHttpConfig{},
+		},
+	})
+})
 
 // http2OptionsAny is http2Options packed once and shared by every cluster
 // (resources are never modified after translation).
@@ -251,13 +263,15 @@ func blackHoleCluster() *clusterv3.Cluster {
 	}
 }
 
-// inboundCluster reaches the local application on 127.0.0.1:port.
-func inboundCluster(port int32) *clusterv3.Cluster {
+// inboundCluster reaches the local application on 127.0.0.1:port, in the
+// protocol of the service port p (HTTP/2 for a gRPC server).
+func inboundCluster(port int32, p mesh.Port) *clusterv3.Cluster {
 	name := InboundClusterName(port)
 	return &clusterv3.Cluster{
-		Name:                 name,
-		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
-		ConnectTimeout:       durationpb.New(connectTimeoutS * time.Second),
+		Name:                          name,
+		TypedExtensionProtocolOptions: protocolOptions(p),
+		ClusterDiscoveryType:          &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
+		ConnectTimeout:                durationpb.New(connectTimeoutS * time.Second),
 		LoadAssignment: &endpointv3.ClusterLoadAssignment{
 			ClusterName: name,
 			Endpoints: []*endpointv3.LocalityLbEndpoints{{

@@ -71,7 +71,7 @@ func Inbound(m *mesh.Model, p mesh.Proxy) *Resources {
 	for _, tp := range targets {
 		sv := byTarget[tp]
 		cluster := InboundClusterName(tp)
-		c.clusters[cluster] = inboundCluster(tp)
+		c.clusters[cluster] = inboundCluster(tp, sv.port)
 		tcp := !isHTTP(sv.port)
 		set := authorization(m.Settings, sv.policies, tcp)
 		chains = append(chains, inboundChain(tp, cluster, tcp, set))

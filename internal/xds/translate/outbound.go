@@ -100,19 +100,25 @@ func (o *outbound) build() {
 		slices.SortFunc(pr.vhosts, func(a, b *routev3.VirtualHost) int { return cmp.Compare(a.Name, b.Name) })
 		o.c.routes = append(o.c.routes, &routev3.RouteConfiguration{
 			Name:             RouteConfigName(n),
-			VirtualHosts:     append(pr.vhosts, catchAllVirtualHost(allowAny)),
+			VirtualHosts:     append(uniqueDomains(pr.vhosts), catchAllVirtualHost(allowAny)),
 			ValidateClusters: wrapperspb.Bool(false),
 		})
 	}
 	for _, d := range deferred {
 		d(faultByPort)
 	}
-	slices.SortFunc(chains, func(a, b chain) int {
+	// Stable: of two services claiming the same ClusterIP:port (two
+	// MeshServices of one Service), the first in model order keeps the
+	// chain; Envoy refuses a listener with two identical matches.
+	slices.SortStableFunc(chains, func(a, b chain) int {
 		return cmp.Or(compareIPs(a.ip, b.ip), cmp.Compare(a.port, b.port))
 	})
-	fcs := make([]*listenerv3.FilterChain, len(chains))
+	fcs := make([]*listenerv3.FilterChain, 0, len(chains))
 	for i, ch := range chains {
-		fcs[i] = ch.fc
+		if i > 0 && ch.ip == chains[i-1].ip && ch.port == chains[i-1].port {
+			continue
+		}
+		fcs = append(fcs, ch.fc)
 	}
 	def := passthroughChain(PassthroughCluster, PassthroughCluster)
 	o.c.clusters[PassthroughCluster] = passthroughCluster()
@@ -121,6 +127,29 @@ func (o *outbound) build() {
 		o.c.clusters[BlackHoleCluster] = blackHoleCluster()
 	}
 	o.c.listeners = append(o.c.listeners, captureListener(VirtualOutbound, OutboundPort, corev3.TrafficDirection_OUTBOUND, fcs, def))
+}
+
+// uniqueDomains drops from each virtual host the domains an earlier one
+// already answers (Envoy refuses a route configuration with a domain twice),
+// and the virtual hosts left with none. That happens only when two
+// MeshServices share one Service.
+func uniqueDomains(vhosts []*routev3.VirtualHost) []*routev3.VirtualHost {
+	seen := map[string]bool{}
+	out := vhosts[:0]
+	for _, vh := range vhosts {
+		kept := vh.Domains[:0]
+		for _, d := range vh.Domains {
+			if !seen[d] {
+				seen[d] = true
+				kept = append(kept, d)
+			}
+		}
+		vh.Domains = kept
+		if len(kept) > 0 {
+			out = append(out, vh)
+		}
+	}
+	return out
 }
 
 // compareIPs orders addresses numerically, falling back to text.

@@ -1,0 +1,75 @@
+package translate
+
+import (
+	"testing"
+
+	meshv1alpha1 "github.com/skeinmesh/skein/api/v1alpha1"
+	"github.com/skeinmesh/skein/internal/mesh"
+)
+
+// TestTwoMeshServicesOneService: two MeshServices of one Kubernetes
+// Service share its ClusterIP and names; the translation must still be one
+// Envoy accepts (one chain per ClusterIP:port, each domain once).
+func TestTwoMeshServicesOneService(t *testing.T) {
+	a := httpService("shop", "web", "10.96.9.1", "10.1.9.1")
+	b := httpService("shop", "web-canary", "10.96.9.1", "10.1.9.1")
+	b.ServiceName = "web"
+	b.Host = a.Host
+	m := newModel(a, b)
+	r := ForProxy(m, client)
+	if err := consistent(r); err != nil {
+		t.Fatal(err)
+	}
+	if err := validate(r); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(findListener(r, VirtualOutbound).GetFilterChains()); n != 1 {
+		t.Errorf("%d outbound chains for one ClusterIP:port, want 1", n)
+	}
+}
+
+// TestUnresolvedBackend: a route whose only backend does not exist answers
+// 503 rather than sending to a cluster that is not there.
+func TestUnresolvedBackend(t *testing.T) {
+	s := withPolicy(httpService("shop", "web", "10.96.9.2", "10.1.9.2"), "web-broken", 0, meshv1alpha1.TrafficPolicySpec{
+		Routes: []meshv1alpha1.Route{{Name: "gone", Backends: []meshv1alpha1.Backend{{Name: "missing"}, {Subset: "nope"}}}},
+	})
+	r := ForProxy(newModel(s), client)
+	if err := consistent(r); err != nil {
+		t.Fatal(err)
+	}
+	rt := findVHost(findRouteConfig(r, "80"), "web.shop.svc.cluster.local:80").GetRoutes()[0]
+	if rt.GetDirectResponse().GetStatus() != 503 {
+		t.Errorf("route %v, want a 503 direct response", rt)
+	}
+}
+
+// TestInboundGRPCClusterSpeaksHTTP2: the local gRPC server is reached over
+// HTTP/2, or every call from the sidecar to it would fail.
+func TestInboundGRPCClusterSpeaksHTTP2(t *testing.T) {
+	s := grpcService("shop", "catalog", "10.96.9.3", "10.1.9.3")
+	r := ForProxy(newModel(s), mesh.Proxy{Namespace: "shop", Pod: "catalog-0"})
+	c := findCluster(r, "inbound|9090||")
+	if c == nil || c.GetTypedExtensionProtocolOptions()[http2OptionsKey] == nil {
+		t.Errorf("inbound gRPC cluster %v has no HTTP/2 protocol options", c)
+	}
+}
+
+// TestMergeKeepsFirstAndSorts pins Merge's contract.
+func TestMergeKeepsFirstAndSorts(t *testing.T) {
+	m := newModel(httpService("shop", "web", "10.96.9.4", "10.1.9.4"))
+	out := Outbound(m, "shop")
+	in := Inbound(m, mesh.Proxy{Namespace: "shop", Pod: "web-0"})
+	r := Merge(out, in)
+	for i := 1; i < len(r.Clusters); i++ {
+		if r.Clusters[i-1].GetName() >= r.Clusters[i].GetName() {
+			t.Fatalf("clusters not sorted and unique: %s then %s", r.Clusters[i-1].GetName(), r.Clusters[i].GetName())
+		}
+	}
+	if findCluster(r, PassthroughCluster) != findCluster(out, PassthroughCluster) {
+		t.Errorf("Merge did not keep the first input's PassthroughCluster")
+	}
+	if len(r.Listeners) != 2 {
+		t.Errorf("listeners %d, want virtualInbound and virtualOutbound", len(r.Listeners))
+	}
+}
