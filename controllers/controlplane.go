@@ -116,13 +116,31 @@ func watchMesh(ctx context.Context, c cache.Cache, changed func()) error {
 	return nil
 }
 
-// controlPlaneRunnable starts the mesh watch and the status fan-out with the manager.
-func controlPlaneRunnable(mgr ctrl.Manager, cp *ControlPlane, outs []chan event.GenericEvent) manager.Runnable {
-	return manager.RunnableFunc(func(ctx context.Context) error {
+// everyReplica is a Runnable that runs on every replica, leader or not:
+// each replica's xDS server serves the proxies connected to it.
+type everyReplica manager.RunnableFunc
+
+func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
+func (everyReplica) NeedLeaderElection() bool          { return false }
+
+// controlPlaneRunnable starts the mesh watch and the status fan-out with the
+// manager; new mesh-wide settings (settings) count as a mesh change.
+func controlPlaneRunnable(mgr ctrl.Manager, cp *ControlPlane, outs []chan event.GenericEvent, settings <-chan event.GenericEvent) manager.Runnable {
+	return everyReplica(func(ctx context.Context) error {
 		if cp.MeshChanged != nil {
 			if err := watchMesh(ctx, mgr.GetCache(), cp.MeshChanged); err != nil {
 				return err
 			}
+			go func() {
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-settings:
+						cp.MeshChanged()
+					}
+				}
+			}()
 		}
 		if cp.ProxiesChanged != nil {
 			fanOut(ctx, cp.ProxiesChanged, outs)

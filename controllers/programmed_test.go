@@ -79,4 +79,6 @@ func TestWithProxiesReplacesProgrammed(t *testing.T) {
 
 type reporterFunc func(kind, namespace, name string) (ProxyReport, bool)
 
-func (f reporterFunc) Report(kind, namespace, name string) (ProxyReport, bool) { return f(kind, namespace, name) }
+func (f reporterFunc) Report(kind, namespace, name string) (ProxyReport, bool) {
+	return f(kind, namespace, name)
+}

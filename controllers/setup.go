@@ -95,16 +95,19 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	status := statusWriter{client: c, recorder: mgr.GetEventRecorder("skein-operator")}
 	// And one per mesh kind that follows the proxies' reports.
 	proxies := []chan event.GenericEvent{make(chan event.GenericEvent, 1), make(chan event.GenericEvent, 1), make(chan event.GenericEvent, 1)}
+	settingsChanged := []chan<- event.GenericEvent{meshServicesChanged, namespacesChanged}
 	var reporter ProxyReporter
 	if o.ControlPlane != nil {
 		reporter = o.ControlPlane.Proxies
-		if err := mgr.Add(controlPlaneRunnable(mgr, o.ControlPlane, proxies)); err != nil {
+		meshSettingsChanged := make(chan event.GenericEvent, 1)
+		settingsChanged = append(settingsChanged, meshSettingsChanged)
+		if err := mgr.Add(controlPlaneRunnable(mgr, o.ControlPlane, proxies, meshSettingsChanged)); err != nil {
 			return fmt.Errorf("add the control plane's watch: %w", err)
 		}
 	}
 	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
 		&MeshConfigReconciler{Client: c, recorder: status.recorder, key: o.configKey(), settings: o.Settings,
-			changed: []chan<- event.GenericEvent{meshServicesChanged, namespacesChanged}, webhookConfiguration: o.WebhookConfiguration, reader: mgr.GetAPIReader()},
+			changed: settingsChanged, webhookConfiguration: o.WebhookConfiguration, reader: mgr.GetAPIReader()},
 		&MeshServiceReconciler{Client: c, status: status, settings: o.Settings, settingsChanged: meshServicesChanged,
 			proxies: reporter, proxiesChanged: proxies[0]},
 		unmeshedPodReconciler(c, mgr, status, o, namespacesChanged),

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"flag"
 	"fmt"
@@ -33,6 +34,7 @@ func main() {
 		certMode               string
 		webhookOpts            crwebhook.Options
 		opts                   controllers.Options
+		xdsAddr, xdsAuth       string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; 0 turns it off.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, to callers authorized by the API server.")
@@ -47,6 +49,9 @@ func main() {
 	flag.IntVar(&webhookOpts.Port, "webhook-port", 9443, "Port the injection webhook listens on, with --enable-webhook.")
 	flag.StringVar(&webhookOpts.CertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs",
 		"Directory holding the webhook's serving certificate, tls.crt and tls.key.")
+	flag.StringVar(&xdsAddr, "xds-bind-address", ":15012", "Address the xDS server (ADS over gRPC) listens on; 0 turns the control plane off.")
+	flag.StringVar(&xdsAuth, "xds-authentication", "tokenreview", "How the xDS server identifies proxies: tokenreview (the pod's projected "+
+		"service-account token, audience skein, checked with the API server) or none (benchmarks and local development only).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -89,6 +94,15 @@ func main() {
 	if enableWebhook {
 		opts.WebhookConfiguration = webhook.ConfigurationName
 	}
+	if xdsAddr != "0" {
+		cp, err := controlPlane(mgr, opts.Settings, xdsAuth)
+		if err != nil {
+			log.Error(err, "Unable to set up the control plane")
+			os.Exit(1)
+		}
+		opts.ControlPlane = &controllers.ControlPlane{Proxies: reporter{cp.Server}, ProxiesChanged: cp.Server.Changes(), MeshChanged: cp.MeshChanged}
+		utilruntime.Must(mgr.Add(everyReplica(func(ctx context.Context) error { return cp.Serve(ctx, xdsAddr) })))
+	}
 	if err := controllers.Setup(ctx, mgr, opts); err != nil {
 		log.Error(err, "Unable to set up the reconcilers")
 		os.Exit(1)
@@ -114,7 +128,7 @@ func main() {
 		utilruntime.Must(mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()))
 	}
 
-	log.Info("Starting skein-operator", "configMap", opts.ConfigNamespace+"/"+opts.ConfigName, "webhook", enableWebhook)
+	log.Info("Starting skein-operator", "configMap", opts.ConfigNamespace+"/"+opts.ConfigName, "webhook", enableWebhook, "xds", xdsAddr)
 	if err := mgr.Start(ctx); err != nil {
 		log.Error(err, "The manager stopped with an error")
 		os.Exit(1)
