@@ -1,6 +1,9 @@
 package translate
 
 import (
+	"bytes"
+	"reflect"
+	"sync"
 	"testing"
 
 	meshv1alpha1 "github.com/skeinmesh/skein/api/v1alpha1"
@@ -71,5 +74,40 @@ func TestMergeKeepsFirstAndSorts(t *testing.T) {
 	}
 	if len(r.Listeners) != 2 {
 		t.Errorf("listeners %d, want virtualInbound and virtualOutbound", len(r.Listeners))
+	}
+}
+
+// TestPure: translating leaves the model as it was.
+func TestPure(t *testing.T) {
+	for _, build := range []func() *mesh.Model{localityModel, benchModel} {
+		m, fresh := build(), build()
+		ForProxy(m, webPod)
+		ForProxy(m, benchProxy)
+		if !reflect.DeepEqual(m, fresh) {
+			t.Errorf("ForProxy modified its model")
+		}
+	}
+}
+
+// TestSharedOutboundConcurrently: many proxies of a namespace translated at
+// once from one shared Outbound (run with -race) all get what ForProxy gives.
+func TestSharedOutboundConcurrently(t *testing.T) {
+	m := benchModel()
+	out := Outbound(m, "ns03")
+	want := wireBytes(t, ForProxy(m, benchProxy))
+	var wg sync.WaitGroup
+	results := make([][]byte, 8)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], _ = wire(ForProxyFrom(m, benchProxy, out))
+		}()
+	}
+	wg.Wait()
+	for i, got := range results {
+		if !bytes.Equal(got, want) {
+			t.Errorf("translation %d from the shared Outbound differs from ForProxy", i)
+		}
 	}
 }

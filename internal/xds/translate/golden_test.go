@@ -90,19 +90,28 @@ func TestStaleGoldenFails(t *testing.T) {
 // wireBytes is every resource's deterministic wire form, in order.
 func wireBytes(t *testing.T, r *Resources) []byte {
 	t.Helper()
+	out, err := wire(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// wire is wireBytes for goroutines other than the test's.
+func wire(r *Resources) ([]byte, error) {
 	var out []byte
 	opt := proto.MarshalOptions{Deterministic: true}
 	for _, m := range allMessages(r) {
 		b, err := opt.Marshal(m)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		out = append(out, b...)
 	}
 	for _, s := range r.Sources {
 		out = fmt.Append(out, s)
 	}
-	return out
+	return out, nil
 }
 
 // allMessages is every resource of r, kind by kind.
