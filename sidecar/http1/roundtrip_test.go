@@ -65,6 +65,10 @@ func backendHandler(t *testing.T) http.HandlerFunc {
 			w.Header().Set("Trailer", "X-Sum")
 			io.CopyBuffer(w, bigBody(), make([]byte, 64<<10))
 			w.Header().Set("X-Sum", "done")
+		case "/chunked": // two pieces, flushed apart: chunked for HTTP/1.1, delimited by close for HTTP/1.0
+			io.WriteString(w, "part1,")
+			http.NewResponseController(w).Flush()
+			io.WriteString(w, "part2")
 		case "/until-close": // an HTTP/1.0-style origin: no length, close ends the body
 			c, rw, _ := http.NewResponseController(w).Hijack()
 			rw.WriteString("HTTP/1.0 200 OK\r\nX-Old: yes\r\n\r\nbody until close")
@@ -391,5 +395,51 @@ func TestRoundTripRefusesSmuggling(t *testing.T) {
 	}
 	if n := backendConns.Load(); n != 0 {
 		t.Errorf("the backend saw %d connections", n)
+	}
+}
+
+// HTTP/1.0 clients, which net/http's client cannot be: keep-alive when
+// asked for, with a length; a body the origin streams reaches them
+// delimited by close.
+func TestRoundTripHTTP10(t *testing.T) {
+	p, _, _ := setup(t)
+	c, err := net.Dial("tcp", p.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	var resp ResponseHead
+	for i, tc := range []struct {
+		raw   string
+		close bool // want the connection closed after the response
+		kind  FramingKind
+		body  string // want, if not empty
+	}{
+		{raw: "GET /echo HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", kind: ContentLength, body: `GET /echo te=[] cl=0 body= trailer= hop="" conn="keep-alive"`},
+		{raw: "HEAD /head HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", kind: NoBody},
+		{raw: "GET /chunked HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", close: true, kind: UntilClose, body: "part1,part2"},
+	} {
+		io.WriteString(c, tc.raw)
+		method := []byte(tc.raw[:strings.IndexByte(tc.raw, ' ')])
+		if err := ParseResponseHead(br, &resp, method); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if resp.Proto != HTTP10 || resp.Status != 200 || resp.Close != tc.close || resp.Body.Kind != tc.kind {
+			t.Errorf("request %d: %v %d close %v body %+v; want HTTP/1.0 200 close %v kind %d",
+				i, resp.Proto, resp.Status, resp.Close, resp.Body, tc.close, tc.kind)
+		}
+		var body bytes.Buffer
+		w := bufio.NewWriter(&body)
+		if _, err := CopyBody(w, br, resp.Body, resp.Body); err != nil {
+			t.Fatalf("request %d: body: %v", i, err)
+		}
+		if tc.body != "" && body.String() != tc.body {
+			t.Errorf("request %d: body %q, want %q", i, body.String(), tc.body)
+		}
+	}
+	if n := p.accepts.Load(); n != 1 {
+		t.Errorf("%d downstream connections, want 1", n)
 	}
 }
