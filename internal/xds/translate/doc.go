@@ -62,7 +62,10 @@
 //
 // # TrafficPolicy
 //
-// The policy for a port is the port's own, else the service-wide one.
+// The policy for a port is the port's own, else the service-wide one. A
+// route's own timeouts, retries or faultInjection replace the policy's
+// section as a whole (a route setting only timeouts.request has no idle
+// timeout of the policy's).
 //
 //   - routes: each match of a route is an Envoy route (matches are
 //     alternatives), in order, before the default route "/" to
@@ -122,6 +125,16 @@
 // virtual host answering "<host>:<port>" and "<host>" and the same routes
 // as the sidecar's. grpc-go's xds resolver dialing xds:///<host>:<port>
 // asks for exactly these names, then the outbound clusters and their EDS.
+// Sidecars receive these listeners too (the model does not say which
+// proxies are proxyless): Envoy ignores an api_listener that arrives by
+// LDS, and skein-proxy must skip listeners with an api_listener rather than
+// NACK them.
+//
+// Every scenario's API listeners, their route configurations, the EDS
+// clusters and ClusterLoadAssignments were run through grpc-go v1.84.0's
+// own resource validation (xdsresource's unmarshal functions, with the
+// router, fault and RBAC filters and the LB policy converters registered)
+// and accepted; that check found the ring hash hash-function rule above.
 //
 // # Inbound and authorization
 //

@@ -169,7 +169,8 @@ func finishRoute(name string, match *routev3.RouteMatch, action *routev3.RouteAc
 		r.Action = &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: 503}}
 		return r
 	}
-	// Copy: the same action serves several matches, each with its own copy.
+	// A RouteAction per route; the cluster specifier and hash policies are
+	// shared between the routes of one API route, read-only like the rest.
 	a := &routev3.RouteAction{ClusterSpecifier: action.ClusterSpecifier, HashPolicy: hash}
 	// Envoy's default route timeout is 15s; the API's default is none.
 	a.Timeout = durationpb.New(0)
