@@ -111,3 +111,32 @@ func TestSharedOutboundConcurrently(t *testing.T) {
 		}
 	}
 }
+
+// TestLocalityThenFailoverPriorities: with locality and failover services
+// together, the caller's zone comes first, then farther endpoints, then
+// the failover service, with no gap where a tier (same region) is empty.
+func TestLocalityThenFailoverPriorities(t *testing.T) {
+	catalog := withPolicy(func() *mesh.Service {
+		s := newService("shop", "catalog", "10.96.9.5", port(80, "http", meshv1alpha1.ProtocolHTTP, 8080))
+		s.Endpoints = []mesh.Endpoint{
+			localized(endpoint("10.1.9.5", "catalog-a", "catalog", 80, 8080), "eu", "eu-a"),
+			localized(endpoint("10.1.9.6", "catalog-b", "catalog", 80, 8080), "us", "us-a"),
+		}
+		return s
+	}(), "catalog-failover", 0, meshv1alpha1.TrafficPolicySpec{Failover: &meshv1alpha1.Failover{
+		Locality: true, Services: []meshv1alpha1.ServiceReference{{Name: "backup"}},
+	}})
+	backup := httpService("shop", "backup", "10.96.9.7", "10.1.9.7")
+	web := newService("shop", "web", "10.96.9.8", port(80, "http", meshv1alpha1.ProtocolHTTP, 8080))
+	web.Endpoints = []mesh.Endpoint{localized(endpoint("10.1.9.100", "web-0", "web", 80, 8080), "eu", "eu-a")}
+	r := ForProxy(newModel(catalog, backup, web), webPod)
+	cla := findCLA(r, "outbound|80||catalog.shop.svc.cluster.local")
+	for prio, want := range []string{"10.1.9.5:8080", "10.1.9.6:8080", "10.1.9.7:8080"} {
+		if got := endpointsAt(cla, uint32(prio)); len(got) != 1 || got[0] != want {
+			t.Errorf("priority %d: %v, want [%s]", prio, got, want)
+		}
+	}
+	if err := validate(r); err != nil {
+		t.Error(err)
+	}
+}
