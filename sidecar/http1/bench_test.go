@@ -1,12 +1,14 @@
 package http1
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"net"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -67,36 +69,66 @@ func leanBackend(b *testing.B) string {
 	return ln.Addr().String()
 }
 
-// leanClient sends typicalRequest n times on one connection to addr and
-// reads each response.
-func leanClient(b *testing.B, addr string) {
+// leanConn is a client connection that sends typicalRequest and reads
+// benchResponse with the codec, allocating nothing.
+type leanConn struct {
+	c           net.Conn
+	br          *bufio.Reader
+	bw, discard *bufio.Writer
+	h           ResponseHead
+	req, method []byte
+}
+
+func dialLean(b *testing.B, addr string) *leanConn {
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Minute))
-	req := []byte(typicalRequest)
-	br, bw, discard := NewReader(c), NewWriter(c), NewWriter(io.Discard)
-	var h ResponseHead
-	method := []byte("POST")
-	exchange := func() {
-		bw.Write(req)
-		if err := bw.Flush(); err != nil {
-			b.Fatal(err)
-		}
-		if err := ParseResponseHead(br, &h, method); err != nil {
-			b.Fatal(err)
-		}
-		if n, err := CopyBody(discard, br, h.Body, Framing{Kind: UntilClose}); h.Status != 200 || n != 100 || err != nil {
-			b.Fatalf("status %d, %d bytes, %v", h.Status, n, err)
-		}
+	l := &leanConn{c: c, br: NewReader(c), bw: NewWriter(c), discard: NewWriter(io.Discard),
+		req: []byte(typicalRequest), method: []byte("POST")}
+	l.exchange(b) // connections up and buffers grown before timing
+	return l
+}
+
+func (l *leanConn) exchange(b *testing.B) {
+	l.bw.Write(l.req)
+	if err := l.bw.Flush(); err != nil {
+		b.Error(err)
+		return
 	}
-	exchange() // connections up and buffers grown before timing
+	if err := ParseResponseHead(l.br, &l.h, l.method); err != nil {
+		b.Error(err)
+		return
+	}
+	if n, err := CopyBody(l.discard, l.br, l.h.Body, l.h.Body); l.h.Status != 200 || n != 100 || err != nil {
+		b.Errorf("status %d, %d bytes, %v", l.h.Status, n, err)
+	}
+}
+
+// leanClient sends b.N requests on one connection to addr.
+func leanClient(b *testing.B, addr string) {
+	l := dialLean(b, addr)
+	defer l.c.Close()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		exchange()
+		l.exchange(b)
+	}
+}
+
+// benchTargets starts the backend, the codec's loop and httputil in front
+// of it.
+func benchTargets(b *testing.B) []struct{ name, addr string } {
+	backend := leanBackend(b)
+	u, _ := url.Parse("http://" + backend)
+	rp := httptest.NewServer(httputil.NewSingleHostReverseProxy(u))
+	b.Cleanup(rp.Close)
+	skein := startProxy(b, backend)
+	return []struct{ name, addr string }{
+		{"direct", backend},
+		{"skein", skein.addr()},
+		{"httputil", rp.Listener.Addr().String()},
 	}
 }
 
@@ -105,17 +137,8 @@ func leanClient(b *testing.B, addr string) {
 // and through net/http/httputil.ReverseProxy, and reports each proxy's
 // throughput as a fraction of direct (x_direct).
 func BenchmarkForwardLoop(b *testing.B) {
-	backend := leanBackend(b)
-	u, _ := url.Parse("http://" + backend)
-	rp := httptest.NewServer(httputil.NewSingleHostReverseProxy(u))
-	b.Cleanup(rp.Close)
-	skein := startProxy(b, backend)
 	ns := map[string]float64{}
-	for _, tc := range []struct{ name, addr string }{
-		{"direct", backend},
-		{"skein", skein.addr()},
-		{"httputil", rp.Listener.Addr().String()},
-	} {
+	for _, tc := range benchTargets(b) {
 		b.Run(tc.name, func(b *testing.B) {
 			leanClient(b, tc.addr)
 			ns[tc.name] = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
@@ -127,5 +150,61 @@ func BenchmarkForwardLoop(b *testing.B) {
 	if ns["skein"] > 0 && ns["httputil"] > 0 {
 		b.Logf("throughput vs direct: skein %.2fx, httputil %.2fx; skein/httputil %.2fx",
 			ns["direct"]/ns["skein"], ns["direct"]/ns["httputil"], ns["httputil"]/ns["skein"])
+	}
+}
+
+// BenchmarkForwardLoopParallel is BenchmarkForwardLoop with GOMAXPROCS*4
+// client connections at once: throughput when the proxy is busy.
+func BenchmarkForwardLoopParallel(b *testing.B) {
+	ns := map[string]float64{}
+	for _, tc := range benchTargets(b) {
+		b.Run(tc.name, func(b *testing.B) {
+			b.SetParallelism(4)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				l := dialLean(b, tc.addr)
+				defer l.c.Close()
+				for pb.Next() {
+					l.exchange(b)
+				}
+			})
+			ns[tc.name] = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+			if tc.name != "direct" && ns["direct"] > 0 {
+				b.ReportMetric(ns["direct"]/ns[tc.name], "x_direct")
+			}
+		})
+	}
+}
+
+// BenchmarkLatencyAt1000rps sends one request per millisecond, as the
+// issue's latency goal is stated, and reports the median and 99th
+// percentile round trip in microseconds; skein's and httputil's
+// p99_added_us is their p99 less direct's in the same run.
+func BenchmarkLatencyAt1000rps(b *testing.B) {
+	p99 := map[string]float64{}
+	for _, tc := range benchTargets(b) {
+		b.Run(tc.name, func(b *testing.B) {
+			l := dialLean(b, tc.addr)
+			defer l.c.Close()
+			lat := make([]time.Duration, 0, b.N)
+			tick := time.NewTicker(time.Millisecond)
+			defer tick.Stop()
+			b.ResetTimer()
+			for range b.N {
+				<-tick.C
+				start := time.Now()
+				l.exchange(b)
+				lat = append(lat, time.Since(start))
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			at := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Microseconds()) }
+			b.ReportMetric(at(0.5), "p50_us")
+			b.ReportMetric(at(0.99), "p99_us")
+			p99[tc.name] = at(0.99)
+			if tc.name != "direct" {
+				b.ReportMetric(p99[tc.name]-p99["direct"], "p99_added_us")
+			}
+		})
 	}
 }
