@@ -69,3 +69,34 @@ func FuzzParseRequestHead(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCopyBodyChunked: a chunked body CopyBody accepts comes out as a
+// chunked body that decodes to the same bytes, and the byte count it
+// reports is the decoded length.
+func FuzzCopyBodyChunked(f *testing.F) {
+	for _, seed := range []string{
+		"5\r\nhello\r\n0\r\n\r\n",
+		"5;ext=1\r\nhello\r\n0\r\nX-T: 1\r\n\r\n",
+		"3\nabc\n0\n\n",
+		"3\r\nabcd\r\n0\r\n\r\n",
+		"fffffffffffffffff\r\n",
+	} {
+		f.Add(seed)
+	}
+	chunked := Framing{Kind: Chunked}
+	f.Fuzz(func(t *testing.T, raw string) {
+		var once, twice, plain bytes.Buffer
+		n, err := CopyBody(bufio.NewWriter(&once), bufio.NewReaderSize(strings.NewReader(raw), 16), chunked, chunked)
+		if err != nil {
+			return
+		}
+		m, err := CopyBody(bufio.NewWriter(&twice), bufio.NewReader(bytes.NewReader(once.Bytes())), chunked, chunked)
+		if err != nil || m != n || !bytes.Equal(once.Bytes(), twice.Bytes()) {
+			t.Fatalf("re-copy of %q: %d bytes, %v, %q", once.Bytes(), m, err, twice.Bytes())
+		}
+		k, err := CopyBody(bufio.NewWriter(&plain), bufio.NewReader(bytes.NewReader(once.Bytes())), chunked, Framing{Kind: UntilClose})
+		if err != nil || k != n || int64(plain.Len()) != n {
+			t.Fatalf("decoding %q: %d bytes written, %d counted, %v; first copy counted %d", once.Bytes(), plain.Len(), k, err, n)
+		}
+	})
+}
