@@ -80,8 +80,10 @@ func (l Limits) headers() int {
 // answers a refused request with (400, 431, 501 or 505); a proxy answers a
 // refused upstream response with 502 whatever Status says.
 type Error struct {
+	// Status is the HTTP status code to answer with.
 	Status int
-	Msg    string
+	// Msg says what was wrong, for logs.
+	Msg string
 }
 
 func (e *Error) Error() string { return "http1: " + e.Msg }
