@@ -253,11 +253,11 @@ func TestUnchangedOutputPushesNothing(t *testing.T) {
 // snapshot until a consistent one comes.
 func TestInconsistentConfigNotPublished(t *testing.T) {
 	for _, tt := range []struct {
-		name  string
-		break_ func(*spec)
+		name    string
+		breakIt func(*spec)
 	}{
-		{name: "route to a missing cluster", break_: func(sp *spec) { sp.routeTo = "ghost" }},
-		{name: "EDS cluster without its endpoints", break_: func(sp *spec) { sp.dropCLA = true }},
+		{name: "route to a missing cluster", breakIt: func(sp *spec) { sp.routeTo = "ghost" }},
+		{name: "EDS cluster without its endpoints", breakIt: func(sp *spec) { sp.dropCLA = true }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			gen := newTestGenerator()
@@ -275,7 +275,7 @@ func TestInconsistentConfigNotPublished(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			gen.set(func(sp *spec) { sp.port = 9090; sp.generation = 2; tt.break_(sp) })
+			gen.set(func(sp *spec) { sp.port = 9090; sp.generation = 2; tt.breakIt(sp) })
 			s.regenerateAll(ctx, time.Now())
 			snapAfter, err := s.cache.GetSnapshot(webNode)
 			if err != nil {
