@@ -22,7 +22,9 @@ import (
 )
 
 // Generator makes one proxy's config from the current state of the mesh.
-// It is called concurrently for different proxies.
+// It is called concurrently for different proxies, and never concurrently
+// for the same one. The Server keeps the returned resources: they must not
+// be modified afterwards.
 type Generator func(ctx context.Context, p mesh.Proxy) (Config, error)
 
 // Options configure a Server.
@@ -188,8 +190,9 @@ func (s *Server) update(ctx context.Context, ps *proxyState, changed time.Time) 
 	if ps.closed {
 		return
 	}
-	sourcesChanged := s.index.set(ps, ps.sources, cfg.Sources)
-	ps.sources = cfg.Sources
+	sources := sortedSources(cfg.Sources)
+	sourcesChanged := s.index.set(ps, ps.sources, sources)
+	ps.sources = sources
 	if sameVersions(ps.versions, versions) {
 		if sourcesChanged {
 			s.notify()

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"cmp"
+	"slices"
 	"sync"
 
 	"github.com/skeinmesh/skein/internal/mesh"
@@ -128,4 +130,15 @@ func sameSources(a, b []mesh.ObjectRef) bool {
 		}
 	}
 	return true
+}
+
+// sortedSources returns a sorted copy of refs, so that a Generator listing
+// the same sources in another order changes nothing.
+func sortedSources(refs []mesh.ObjectRef) []mesh.ObjectRef {
+	out := slices.Clone(refs)
+	slices.SortFunc(out, func(a, b mesh.ObjectRef) int {
+		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Namespace, b.Namespace),
+			cmp.Compare(a.Name, b.Name), cmp.Compare(a.Generation, b.Generation))
+	})
+	return out
 }

@@ -67,6 +67,10 @@ func (s *Server) authenticate(ctx context.Context) (Identity, error) {
 	}
 	id, err := s.auth.Authenticate(ctx, token)
 	if err != nil {
+		if _, ok := status.FromError(err); !ok {
+			// An Authenticator that does not say why refuses.
+			err = status.Errorf(codes.Unauthenticated, "authenticate: %v", err)
+		}
 		reason := reasonUnauthenticated
 		if status.Code(err) != codes.Unauthenticated {
 			reason = reasonAuthUnavailable
