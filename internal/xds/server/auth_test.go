@@ -152,6 +152,40 @@ func TestTokenAuthentication(t *testing.T) {
 	t.Run("proxyless client in another namespace is denied", func(t *testing.T) {
 		refused(t, xdstest.Options{NodeID: "proxyless~10.0.0.1~client.bank~bank.svc.cluster.local", Token: tokenA}, codes.PermissionDenied, reasonPermissionDenied, `"bank"`, "shop/web")
 	})
+	t.Run("token bound to no pod cannot be a sidecar", func(t *testing.T) {
+		tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "web", &authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{
+			Audiences: []string{TokenAudience},
+		}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused(t, xdstest.Options{NodeID: nodeA, Token: tr.Status.Token}, codes.PermissionDenied, reasonPermissionDenied, "bound to no pod")
+	})
+	t.Run("a cached review expires after its TTL", func(t *testing.T) {
+		a := NewTokenReviewAuthenticator(reviewing, time.Minute)
+		now := time.Now()
+		a.now = func() time.Time { return now }
+		before := reviews.Load()
+		for range 2 {
+			id, err := a.Authenticate(ctx, tokenA)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := (Identity{Namespace: ns, ServiceAccount: "web", Pod: "web-a"}); id != want {
+				t.Fatalf("identity %+v, want %+v", id, want)
+			}
+		}
+		if n := reviews.Load() - before; n != 1 {
+			t.Fatalf("%d reviews for two authentications within the TTL, want 1", n)
+		}
+		now = now.Add(time.Minute + time.Second)
+		if _, err := a.Authenticate(ctx, tokenA); err != nil {
+			t.Fatal(err)
+		}
+		if n := reviews.Load() - before; n != 2 {
+			t.Fatalf("%d reviews after the TTL passed, want 2", n)
+		}
+	})
 	t.Run("a reviewed token is cached", func(t *testing.T) {
 		before := reviews.Load()
 		for range 3 {
