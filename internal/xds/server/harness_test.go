@@ -37,6 +37,9 @@ type spec struct {
 	routeTo string
 	// dropCLA leaves the backend's ClusterLoadAssignment out.
 	dropCLA bool
+	// revision, when set, goes into every resource, so that changing it
+	// changes all four types.
+	revision string
 }
 
 // testGenerator is a Generator over a spec that tests change.
@@ -74,6 +77,7 @@ func testConfig(sp spec) Config {
 	}
 	cluster := &clusterv3.Cluster{
 		Name:                 "backend",
+		AltStatName:          sp.revision,
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS},
 		EdsClusterConfig: &clusterv3.Cluster_EdsClusterConfig{EdsConfig: &core.ConfigSource{
 			ConfigSourceSpecifier: &core.ConfigSource_Ads{Ads: &core.AggregatedConfigSource{}},
@@ -83,14 +87,15 @@ func testConfig(sp spec) Config {
 		ClusterName: "backend",
 		Endpoints: []*endpointv3.LocalityLbEndpoints{{LbEndpoints: []*endpointv3.LbEndpoint{{
 			HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
-				Address: socketAddress("127.0.0.1", sp.port),
+				Address:  socketAddress("127.0.0.1", sp.port),
+				Hostname: sp.revision,
 			}},
 		}}}},
 	}
 	rc := &routev3.RouteConfiguration{
 		Name: "http-80",
 		VirtualHosts: []*routev3.VirtualHost{{
-			Name:    "backend",
+			Name:    "backend" + sp.revision,
 			Domains: []string{"*"},
 			Routes: []*routev3.Route{{
 				Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
@@ -101,7 +106,7 @@ func testConfig(sp spec) Config {
 		}},
 	}
 	hcm, err := anypb.New(&hcmv3.HttpConnectionManager{
-		StatPrefix: "http-80",
+		StatPrefix: "http-80" + sp.revision,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
 			RouteConfigName: "http-80",
 			ConfigSource: &core.ConfigSource{

@@ -3,6 +3,9 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -137,5 +140,45 @@ func TestGeneratorErrorRetriedOnTrigger(t *testing.T) {
 	s.Trigger()
 	if err := c.WaitAll(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// On an ADS stream a change to every type arrives in Envoy's order:
+// clusters, endpoints, listeners, routes.
+func TestADSPushOrder(t *testing.T) {
+	gen := newTestGenerator()
+	s := startServer(t, Options{Generate: gen.Generate})
+	ctx := testCtx(t)
+	var mu sync.Mutex
+	var order []string
+	c, err := xdstest.Connect(ctx, s.conn, xdstest.Options{NodeID: webNode, OnUpdate: func(u xdstest.Update) {
+		mu.Lock()
+		order = append(order, shortType(u.TypeURL))
+		mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitStatus(t, s, "synced", func(c ProxyCounts) bool { return c.Synced == 1 })
+	for i := range 5 {
+		mu.Lock()
+		order = nil
+		mu.Unlock()
+		gen.set(func(sp *spec) { sp.revision = fmt.Sprint(i) })
+		s.regenerateAll(ctx, time.Now())
+		if err := c.Wait(ctx, func(map[string]string) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(order) == 4
+		}); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		got := strings.Join(order, ",")
+		mu.Unlock()
+		if want := "cluster,endpoint,listener,route"; got != want {
+			t.Fatalf("push %d arrived as %s, want %s", i, got, want)
+		}
 	}
 }

@@ -101,7 +101,10 @@ func New(o Options) *Server {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.cache = cache.NewSnapshotCache(true, cache.IDHash{}, cpLogger{log.WithName("cache")})
-	s.xds = xdsserver.NewServer(s.ctx, s.cache, callbacks{s}, sotw.WithLogger(cpLogger{log.WithName("xds")}))
+	s.xds = xdsserver.NewServer(s.ctx, s.cache, callbacks{s},
+		// CDS before EDS, LDS before RDS on an ADS stream, as Envoy expects.
+		sotw.WithOrderedADS(),
+		sotw.WithLogger(cpLogger{log.WithName("xds")}))
 	return s
 }
 
