@@ -146,12 +146,16 @@ func TestGeneratorErrorRetriedOnTrigger(t *testing.T) {
 // On an ADS stream a change to every type arrives in Envoy's order:
 // clusters, endpoints, listeners, routes.
 func TestADSPushOrder(t *testing.T) {
+	modes(t, testADSPushOrder)
+}
+
+func testADSPushOrder(t *testing.T, delta bool) {
 	gen := newTestGenerator()
 	s := startServer(t, Options{Generate: gen.Generate})
 	ctx := testCtx(t)
 	var mu sync.Mutex
 	var order []string
-	c, err := xdstest.Connect(ctx, s.conn, xdstest.Options{NodeID: webNode, OnUpdate: func(u xdstest.Update) {
+	c, err := xdstest.Connect(ctx, s.conn, xdstest.Options{NodeID: webNode, Delta: delta, OnUpdate: func(u xdstest.Update) {
 		mu.Lock()
 		order = append(order, shortType(u.TypeURL))
 		mu.Unlock()

@@ -124,13 +124,19 @@ func (s *Server) Register(g *grpc.Server) {
 // without a Trigger, or MaxDelay after the first). It never blocks.
 func (s *Server) Trigger() { s.debounce.trigger() }
 
-// Start runs the debouncer until ctx ends, then ends the open xDS streams.
-// It has the shape of a controller-runtime Runnable.
+// Start runs the debouncer until ctx ends, then ends the open xDS streams;
+// the Server serves no stream after that. It is a controller-runtime
+// Runnable. Streams are served before Start is called, and Triggers wait
+// for it.
 func (s *Server) Start(ctx context.Context) error {
 	defer s.cancel()
 	s.debounce.run(ctx, func(first time.Time) { s.regenerateAll(ctx, first) })
 	return nil
 }
+
+// NeedLeaderElection reports false: every operator replica serves xDS, so
+// controller-runtime runs Start on replicas that do not lead too.
+func (s *Server) NeedLeaderElection() bool { return false }
 
 // Changes fires, coalesced and without blocking the server, when a proxy
 // connected or disconnected, was published a new version, or ACKed or
