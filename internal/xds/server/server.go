@@ -212,7 +212,10 @@ func (s *Server) update(ctx context.Context, ps *proxyState, changed time.Time) 
 	if !changed.IsZero() && ps.pushStart.IsZero() {
 		ps.pushStart = changed
 	}
-	ps.recomputeLocked()
+	if ps.recomputeLocked(); ps.synced {
+		// Only types the proxy does not subscribe to changed: nothing to wait for.
+		ps.pushStart = time.Time{}
+	}
 	if err := s.cache.SetSnapshot(ctx, ps.proxy.ID, snap); err != nil {
 		log.Error(err, "Publishing the proxy's snapshot failed")
 	}
