@@ -33,8 +33,8 @@ var coreTypes = []string{resource.ClusterType, resource.EndpointType, resource.L
 
 // buildSnapshot makes the snapshot of cfg, versioning each type by a hash of
 // its resources, and checks it for consistency: every EDS cluster has its
-// ClusterLoadAssignment and every RDS listener its RouteConfiguration
-// (go-control-plane's Consistent), and every cluster a route or TCP proxy
+// ClusterLoadAssignment and every RDS name a listener uses (in a filter
+// chain or an API listener) its RouteConfiguration, and every cluster a route or TCP proxy
 // names is in the snapshot. versions maps type URL to version.
 //
 // Resources inside an Any are hashed as their bytes: a Generator that puts
@@ -65,7 +65,7 @@ func buildSnapshot(cfg Config) (snap *cache.Snapshot, versions map[string]string
 		}
 		versions[t] = v
 	}
-	if err := snap.Consistent(); err != nil {
+	if err := checkRouteAndEndpointReferences(snap); err != nil {
 		return nil, nil, err
 	}
 	if err := checkClusterReferences(snap); err != nil {

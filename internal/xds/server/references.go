@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -11,6 +12,69 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 )
+
+// checkRouteAndEndpointReferences returns an error naming the first EDS
+// cluster without its ClusterLoadAssignment, or the first RDS route
+// configuration a listener names that the snapshot lacks. Unlike
+// go-control-plane's Consistent, it allows resources nothing references (a
+// proxyless gRPC client subscribes to some listeners by name and never to
+// the sidecar's, whose routes are then unreferenced) and it follows RDS
+// names inside API listeners, which Consistent does not.
+func checkRouteAndEndpointReferences(snap *cache.Snapshot) error {
+	endpoints := snap.Resources[types.Endpoint].Items
+	for name, r := range snap.Resources[types.Cluster].Items {
+		c, ok := r.Resource.(*clusterv3.Cluster)
+		if !ok || c.GetType() != clusterv3.Cluster_EDS {
+			continue
+		}
+		want := c.GetEdsClusterConfig().GetServiceName()
+		if want == "" {
+			want = name
+		}
+		if _, ok := endpoints[want]; !ok {
+			return fmt.Errorf("EDS cluster %q has no ClusterLoadAssignment %q in the snapshot", name, want)
+		}
+	}
+	routes := snap.Resources[types.Route].Items
+	for name, r := range snap.Resources[types.Listener].Items {
+		l, ok := r.Resource.(*listenerv3.Listener)
+		if !ok {
+			continue
+		}
+		for _, rds := range rdsNames(l) {
+			if _, ok := routes[rds]; !ok {
+				return fmt.Errorf("listener %q takes route configuration %q from RDS, which is not in the snapshot", name, rds)
+			}
+		}
+	}
+	return nil
+}
+
+// rdsNames returns the route configuration names l's HTTP connection
+// managers take from RDS.
+func rdsNames(l *listenerv3.Listener) []string {
+	var out []string
+	add := func(cfg *anypb.Any) {
+		hcm := &hcmv3.HttpConnectionManager{}
+		if cfg == nil || !cfg.MessageIs(hcm) || cfg.UnmarshalTo(hcm) != nil {
+			return
+		}
+		if n := hcm.GetRds().GetRouteConfigName(); n != "" {
+			out = append(out, n)
+		}
+	}
+	chains := l.GetFilterChains()
+	if dc := l.GetDefaultFilterChain(); dc != nil {
+		chains = append(chains[:len(chains):len(chains)], dc)
+	}
+	for _, fc := range chains {
+		for _, f := range fc.GetFilters() {
+			add(f.GetTypedConfig())
+		}
+	}
+	add(l.GetApiListener().GetApiListener())
+	return out
+}
 
 // checkClusterReferences returns an error naming the first cluster that a
 // route (in a RouteConfiguration or inline in a listener's HTTP connection

@@ -11,7 +11,6 @@ import (
 	endpointservice "github.com/envoyproxy/go-control-plane/envoy/service/endpoint/v3"
 	listenerservice "github.com/envoyproxy/go-control-plane/envoy/service/listener/v3"
 	routeservice "github.com/envoyproxy/go-control-plane/envoy/service/route/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/server/sotw/v3"
 	xdsserver "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/go-logr/logr"
@@ -53,7 +52,7 @@ type Server struct {
 	auth     Authenticator
 	log      logr.Logger
 	metrics  *metrics
-	cache    cache.SnapshotCache
+	cache    *caches
 	xds      xdsserver.Server
 	debounce *debouncer
 	// slots bounds how many generations run at once.
@@ -100,8 +99,8 @@ func New(o Options) *Server {
 		changes:  make(chan struct{}, 1),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.cache = cache.NewSnapshotCache(true, cache.IDHash{}, cpLogger{log.WithName("cache")})
-	s.xds = xdsserver.NewServer(s.ctx, s.cache, callbacks{s},
+	s.cache = newCaches(cpLogger{log.WithName("cache")})
+	s.xds = xdsserver.NewServer(s.ctx, s.cache.mux, callbacks{s},
 		// CDS before EDS, LDS before RDS on an ADS stream, as Envoy expects.
 		sotw.WithOrderedADS(),
 		sotw.WithLogger(cpLogger{log.WithName("xds")}))
