@@ -58,8 +58,9 @@ func (c *caches) SetSnapshot(ctx context.Context, id string, snap *cache.Snapsho
 func (c *caches) ClearSnapshot(id string) { c.of(id).ClearSnapshot(id) }
 
 // GetSnapshot returns the node's published snapshot.
-func (c *caches) GetSnapshot(id string) (cache.ResourceSnapshot, error) { return c.of(id).GetSnapshot(id) }
-
+func (c *caches) GetSnapshot(id string) (cache.ResourceSnapshot, error) {
+	return c.of(id).GetSnapshot(id)
+}
 
 // GetStatusKeys lists the nodes either cache holds watch state for.
 func (c *caches) GetStatusKeys() []string {
