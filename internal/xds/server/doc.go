@@ -1,6 +1,7 @@
 // Package server is Skein's xDS server: it keeps one versioned, consistency
-// checked snapshot per connected proxy in go-control-plane's snapshot cache
-// (ADS mode), serves it over ADS (state of the world and delta) and the
+// checked snapshot per connected proxy in go-control-plane's snapshot caches
+// (ADS mode for sidecars, plain for proxyless gRPC clients: see caches.go),
+// serves it over ADS (state of the world and delta) and the
 // listener, route, cluster and endpoint discovery services, authenticates
 // each stream with the pod's projected service-account token, regenerates
 // every connected proxy's snapshot on a debounced Trigger, and tracks which
