@@ -242,7 +242,9 @@ func TestRunReturnsWhenContextEnds(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	// Port 1 on loopback refuses: the client is in its backoff wait.
-	go func() { done <- Run(ctx, Options{Target: "127.0.0.1:1", Backoff: Backoff{Base: time.Hour}}, newRecorder()) }()
+	go func() {
+		done <- Run(ctx, Options{Target: "127.0.0.1:1", Backoff: Backoff{Base: time.Hour}}, newRecorder())
+	}()
 	time.Sleep(200 * time.Millisecond)
 	cancel()
 	select {
