@@ -27,6 +27,14 @@ type stringMatcher struct {
 }
 
 func (m *stringMatcher) match(v []byte) bool {
+	if m.kind == matchRegex {
+		return m.re.Match(v)
+	}
+	return m.matchPlain(v)
+}
+
+// matchPlain is match for every kind but regex; v does not escape.
+func (m *stringMatcher) matchPlain(v []byte) bool {
 	switch m.kind {
 	case matchExact:
 		return len(v) == len(m.pattern) && m.eq(v, m.pattern)
@@ -41,8 +49,6 @@ func (m *stringMatcher) match(v []byte) bool {
 			}
 		}
 		return false
-	case matchRegex:
-		return m.re.Match(v)
 	}
 	return false
 }
@@ -192,8 +198,11 @@ func (m *queryMatcher) match(query []byte) bool {
 	if !needsDecode(v) {
 		return m.str.match(v)
 	}
+	if m.str.kind == matchRegex {
+		return m.str.match(percentDecode(nil, v)) // allocates
+	}
 	var buf [256]byte
-	return m.str.match(percentDecode(buf[:0], v))
+	return m.str.matchPlain(percentDecode(buf[:0], v))
 }
 
 // queryParam finds the raw value of the first parameter whose decoded name
