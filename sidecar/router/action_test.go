@@ -75,6 +75,7 @@ func TestRedirectLocation(t *testing.T) {
 		{"https", `{httpsRedirect: true}`, `{prefix: /}`, "http", "GET foo.com /a?b=1", "https://foo.com/a?b=1", 301},
 		{"https drops :80", `{httpsRedirect: true}`, `{prefix: /}`, "http", "GET foo.com:80 /a", "https://foo.com/a", 301},
 		{"https keeps other port", `{httpsRedirect: true}`, `{prefix: /}`, "http", "GET foo.com:8080 /a", "https://foo.com:8080/a", 301},
+		{"http drops :443", `{schemeRedirect: HTTP}`, `{prefix: /}`, "https", "GET foo.com:443 /a", "http://foo.com/a", 301},
 		{"same scheme keeps :80", `{hostRedirect: bar.com}`, `{prefix: /}`, "http", "GET foo.com:80 /a", "http://bar.com/a", 301},
 		{"port redirect", `{portRedirect: 8443, schemeRedirect: https}`, `{prefix: /}`, "http", "GET foo.com:80 /a", "https://foo.com:8443/a", 301},
 		{"port redirect IPv6", `{portRedirect: 9}`, `{prefix: /}`, "http", "GET [::1]:80 /", "http://[::1]:9/", 301},

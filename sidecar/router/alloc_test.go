@@ -30,7 +30,7 @@ func bigTable(t testing.TB) *Table {
 						HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "g" + n}}},
 					}},
 					QueryParameters: []*routev3.QueryParameterMatcher{{
-						Name:                        "v",
+						Name:                         "v",
 						QueryParameterMatchSpecifier: &routev3.QueryParameterMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: n}}},
 					}},
 				},
