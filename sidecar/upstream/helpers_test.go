@@ -14,6 +14,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/skeinmesh/skein/sidecar/http1"
 	"github.com/skeinmesh/skein/sidecar/lb"
@@ -142,3 +143,5 @@ func exchange1(cn *Conn1, req *http1.RequestHead, resp *http1.ResponseHead) erro
 	_, err := io.CopyN(io.Discard, cn.R, resp.Body.Length)
 	return err
 }
+
+func wrapU32(v uint32) *wrapperspb.UInt32Value { return wrapperspb.UInt32(v) }
