@@ -281,7 +281,7 @@ func hashPolicy(p path, h *routev3.RouteAction_HashPolicy) (HashPolicy, error) {
 	return out, nil
 }
 
-func redirect(p path, r *routev3.RedirectAction, m *routeMatch) (*Redirect, error) {
+func redirect(p path, r *routev3.RedirectAction) (*Redirect, error) {
 	if err := onlyFields(r, p, "https_redirect", "scheme_redirect", "host_redirect", "port_redirect", "path_redirect",
 		"prefix_rewrite", "regex_rewrite", "response_code", "strip_query"); err != nil {
 		return nil, err
@@ -331,7 +331,6 @@ func redirect(p path, r *routev3.RedirectAction, m *routeMatch) (*Redirect, erro
 	default:
 		return nil, p.field("response_code").err("unknown code " + r.GetResponseCode().String())
 	}
-	_ = m
 	return out, nil
 }
 

@@ -228,7 +228,7 @@ func (c *compiler) route(p path, r *routev3.Route, vhName string, vh level, vhRe
 		err = c.routeAction(p.field("route"), a.Route, rt, vhRetry)
 	case *routev3.Route_Redirect:
 		rt.Action = ActionRedirect
-		rt.Redirect, err = redirect(p.field("redirect"), a.Redirect, &rt.match)
+		rt.Redirect, err = redirect(p.field("redirect"), a.Redirect)
 	case *routev3.Route_DirectResponse:
 		rt.Action = ActionDirectResponse
 		rt.DirectResponse, err = c.directResponse(p.field("direct_response"), a.DirectResponse)

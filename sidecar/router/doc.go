@@ -25,7 +25,7 @@
 //     connection manager's strip_*_host_port options are the caller's.
 //   - A header with several fields matches on the first (Request.Header),
 //     where Envoy joins them with ",". Query parameters are matched on
-//     their first occurrence, percent-decoded ('+' stays '+').
+//     their first occurrence, raw (not percent-decoded), as Envoy.
 //   - Header values are literal: no %VARIABLE% substitution; "%%" is a
 //     '%', and any other '%' is refused at compile time. A value that is
 //     empty is not added unless keep_empty_value. Pseudo-headers and Host

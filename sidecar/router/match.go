@@ -176,7 +176,8 @@ func parseInt(b []byte) (int64, error) {
 }
 
 // queryMatcher is a compiled QueryParameterMatcher: the first parameter
-// of that (percent-decoded) name decides, as Envoy.
+// of that name decides, as Envoy. Names and values are compared raw, not
+// percent-decoded, as Envoy's route matching does (parseQueryString).
 type queryMatcher struct {
 	name       string
 	hasPresent bool
@@ -186,27 +187,17 @@ type queryMatcher struct {
 
 func (m *queryMatcher) match(query []byte) bool {
 	v, ok := queryParam(query, m.name)
-	if !ok {
-		return m.hasPresent && !m.present
-	}
 	if m.hasPresent {
-		return m.present
+		return ok == m.present
 	}
-	if m.str == nil {
-		return true
+	if !ok {
+		return false
 	}
-	if !needsDecode(v) {
-		return m.str.match(v)
-	}
-	if m.str.kind == matchRegex {
-		return m.str.match(percentDecode(nil, v)) // allocates
-	}
-	var buf [256]byte
-	return m.str.matchPlain(percentDecode(buf[:0], v))
+	return m.str == nil || m.str.match(v)
 }
 
-// queryParam finds the raw value of the first parameter whose decoded name
-// is name; a parameter without '=' has the empty value.
+// queryParam finds the raw value of the first parameter named name; a
+// parameter without '=' has the empty value.
 func queryParam(q []byte, name string) ([]byte, bool) {
 	for len(q) > 0 {
 		i := 0
@@ -225,74 +216,11 @@ func queryParam(q []byte, name string) ([]byte, bool) {
 				break
 			}
 		}
-		if decodedEqual(k, name) {
+		if string(k) == name {
 			return v, true
 		}
 	}
 	return nil, false
-}
-
-func needsDecode(b []byte) bool {
-	for _, c := range b {
-		if c == '%' {
-			return true
-		}
-	}
-	return false
-}
-
-// percentDecode appends b with %XX sequences decoded; a '%' not followed
-// by two hex digits stays as it is. '+' is not a space: Envoy decodes
-// query parameters for matching with plain percent-decoding.
-func percentDecode(dst, b []byte) []byte {
-	for i := 0; i < len(b); i++ {
-		if b[i] == '%' && i+2 < len(b) {
-			if h, ok := unhex(b[i+1], b[i+2]); ok {
-				dst = append(dst, h)
-				i += 2
-				continue
-			}
-		}
-		dst = append(dst, b[i])
-	}
-	return dst
-}
-
-// decodedEqual reports whether b percent-decodes to s.
-func decodedEqual(b []byte, s string) bool {
-	j := 0
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if c == '%' && i+2 < len(b) {
-			if h, ok := unhex(b[i+1], b[i+2]); ok {
-				c = h
-				i += 2
-			}
-		}
-		if j >= len(s) || s[j] != c {
-			return false
-		}
-		j++
-	}
-	return j == len(s)
-}
-
-func unhex(a, b byte) (byte, bool) {
-	x, ok1 := hexVal(a)
-	y, ok2 := hexVal(b)
-	return x<<4 | y, ok1 && ok2
-}
-
-func hexVal(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
 }
 
 // pathKind is a route's path specifier.
@@ -336,11 +264,8 @@ func (m *routeMatch) match(r Request, path []byte) bool {
 			return false
 		}
 	}
-	if m.grpc {
-		ct, ok := r.Header("content-type")
-		if !ok || len(ct) < len("application/grpc") || string(ct[:len("application/grpc")]) != "application/grpc" {
-			return false
-		}
+	if m.grpc && !isGRPC(r) {
+		return false
 	}
 	for i := range m.headers {
 		if !m.headers[i].match(r) {
@@ -373,4 +298,12 @@ func (m *routeMatch) matchedLen(path []byte) int {
 		return min(len(m.path), len(path))
 	}
 	return len(path)
+}
+
+// isGRPC reports whether the content type is gRPC's: "application/grpc"
+// or "application/grpc+<subtype>" (not gRPC-Web), as Envoy's grpc match.
+func isGRPC(r Request) bool {
+	ct, ok := r.Header("content-type")
+	const g = "application/grpc"
+	return ok && len(ct) >= len(g) && string(ct[:len(g)]) == g && (len(ct) == len(g) || ct[len(g)] == '+')
 }
