@@ -61,7 +61,8 @@ const bigRequest = "GET /p47/items?a=b&v=47 HTTP/1.1\r\nHost: SVC-19.shop.svc.cl
 
 func TestRouteAllocs(t *testing.T) {
 	tab := bigTable(t)
-	r := HTTP1(parseHead(t, bigRequest))
+	head := parseHead(t, bigRequest)
+	r := HTTP1(head)
 	rt := tab.Route(r)
 	if rt == nil || rt.Name != "r47" || rt.VirtualHost != "svc-19.shop.svc.cluster.local" {
 		t.Fatalf("Route = %+v, want r47 of svc-19", rt)
@@ -70,12 +71,23 @@ func TestRouteAllocs(t *testing.T) {
 	var buf []byte
 	var h http1.Header
 	if n := testing.AllocsPerRun(100, func() {
+		r := HTTP1(head)
 		rt = tab.Route(r)
 		_ = rt.PickCluster(7)
 		_, _ = rt.Hash(r, src)
 		buf, _ = rt.RewritePath(buf[:0], r.Path())
 	}); n != 0 {
 		t.Errorf("Route, PickCluster, Hash, RewritePath allocate %v times per request", n)
+	}
+	redirect := oneRoute(t, `{match: {prefix: /p47}, redirect: {httpsRedirect: true, prefixRewrite: /q}}`)
+	buf = redirect.Location(buf[:0], "http", r)
+	if string(buf) != "https://SVC-19.shop.svc.cluster.local/q/items?a=b&v=47" {
+		t.Errorf("Location = %s", buf)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		buf = redirect.Location(buf[:0], "http", r)
+	}); n != 0 {
+		t.Errorf("Location allocates %v times", n)
 	}
 	edits := mustCompile(t, `{name: e, virtualHosts: [{name: v, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: c}, requestHeadersToAdd: [{header: {key: x-a, value: b}}], requestHeadersToRemove: [x-b]}]}]}`).VirtualHosts()[0].Routes[0]
 	h.Add("x-b", "1")

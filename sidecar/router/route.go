@@ -62,7 +62,7 @@ type Route struct {
 	// direct responses.
 	ResponseHeaders HeaderEdits
 	// Timeout bounds the whole exchange with the upstream, retries
-	// included. 0 means no limit (the control plane emits "0s"); an unset
+	// included (forwarding routes only). 0 means no limit (the control plane emits "0s"); an unset
 	// timeout is Envoy's default, 15s.
 	Timeout time.Duration
 	// IdleTimeout bounds the time without activity on the stream; 0 means
@@ -81,6 +81,7 @@ type Route struct {
 	// PerFilterConfig is typed_per_filter_config by filter name: the
 	// route's entries over its virtual host's over the route
 	// configuration's, kept opaque for the HTTP filters; nil if none.
+	// Shared between routes: read only, like everything in a Route.
 	PerFilterConfig map[string]*anypb.Any
 	// Redirect is set for ActionRedirect.
 	Redirect *Redirect
