@@ -9,6 +9,8 @@ import (
 	"time"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -243,7 +245,11 @@ func TestRunReturnsWhenContextEnds(t *testing.T) {
 	done := make(chan error, 1)
 	// Port 1 on loopback refuses: the client is in its backoff wait.
 	go func() {
-		done <- Run(ctx, Options{Target: "127.0.0.1:1", Backoff: Backoff{Base: time.Hour}}, newRecorder())
+		done <- Run(ctx, Options{
+			Target:      "127.0.0.1:1",
+			DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())},
+			Backoff:     Backoff{Base: time.Hour},
+		}, newRecorder())
 	}()
 	time.Sleep(200 * time.Millisecond)
 	cancel()
