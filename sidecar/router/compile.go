@@ -12,6 +12,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
@@ -124,12 +125,17 @@ func compileLevel(p path, reqAdd []*corev3.HeaderValueOption, reqDel []string, r
 	if l.resp, err = compileHeaderEdits(p, "response_headers_to_add", respAdd, "response_headers_to_remove", respDel); err != nil {
 		return l, err
 	}
+	if len(filters) == 0 {
+		return l, nil
+	}
+	// Copies, so that the Table does not change with the proto.
+	l.filters = make(map[string]*anypb.Any, len(filters))
 	for k, v := range filters {
-		if v == nil {
+		if v == nil || v.GetTypeUrl() == "" {
 			return l, p.key("typed_per_filter_config", k).err("empty config")
 		}
+		l.filters[k] = proto.Clone(v).(*anypb.Any)
 	}
-	l.filters = filters
 	return l, nil
 }
 
