@@ -80,8 +80,9 @@ func mustCompile(t testing.TB, pb *clusterv3.Cluster) *Cluster {
 type h1Backend struct {
 	addr  string
 	srv   *http.Server
-	conns atomic.Int64
-	reqs  atomic.Int64
+	conns  atomic.Int64
+	closed atomic.Int64
+	reqs   atomic.Int64
 }
 
 func startH1(t testing.TB) *h1Backend {
@@ -99,8 +100,11 @@ func startH1(t testing.TB) *h1Backend {
 			io.WriteString(w, "ok")
 		}),
 		ConnState: func(_ net.Conn, s http.ConnState) {
-			if s == http.StateNew {
+			switch s {
+			case http.StateNew:
 				b.conns.Add(1)
+			case http.StateClosed:
+				b.closed.Add(1)
 			}
 		},
 	}
@@ -145,3 +149,5 @@ func exchange1(cn *Conn1, req *http1.RequestHead, resp *http1.ResponseHead) erro
 }
 
 func wrapU32(v uint32) *wrapperspb.UInt32Value { return wrapperspb.UInt32(v) }
+
+func splitHostPort(a string) (string, string, error) { return net.SplitHostPort(a) }
