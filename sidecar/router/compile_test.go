@@ -3,6 +3,7 @@ package router
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	// The fault filter's config type, which the goldens carry in
@@ -170,5 +171,28 @@ func TestControlPlaneRoutes(t *testing.T) {
 		if rt == nil || rt.PickCluster(0) != tc.cluster || rt.Timeout != 0 {
 			t.Errorf("%s %v: got %+v, want %s with no timeout", tc.request, tc.headers, rt, tc.cluster)
 		}
+	}
+}
+
+// TestCompileRefusesUnknownFields: fields from a newer API than this
+// build knows arrive as unknown fields, and are refused rather than
+// ignored.
+func TestCompileRefusesUnknownFields(t *testing.T) {
+	rc := parseRC(t, "name: x\nvirtualHosts: [{name: v, domains: ['*'], routes: [{match: {prefix: /}, route: {cluster: c}}]}]\n")
+	// Field 999, varint 1.
+	rc.VirtualHosts[0].Routes[0].GetRoute().ProtoReflect().SetUnknown([]byte{0xb8, 0x3e, 0x01})
+	_, err := Compile(rc)
+	want := `route configuration "x": virtual_hosts[0].routes[0].route: fields unknown to skein-proxy`
+	if err == nil || err.Error() != want {
+		t.Errorf("error = %v, want %s", err, want)
+	}
+}
+
+// TestCompileGeneratedValidation: the proto's own validation rules apply
+// too, for what the router's checks do not cover.
+func TestCompileGeneratedValidation(t *testing.T) {
+	_, err := Compile(parseRC(t, "name: x\nvirtualHosts: [{name: v, domains: ['*'], routes: [{match: {prefix: /, headers: [{name: \"bad\\nname\", presentMatch: true}]}, route: {cluster: c}}]}]\n"))
+	if err == nil || !strings.Contains(err.Error(), `route configuration "x": `) || !strings.Contains(err.Error(), "Name") {
+		t.Errorf("error = %v, want the generated validation's complaint about the header name", err)
 	}
 }
