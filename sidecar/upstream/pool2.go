@@ -24,8 +24,12 @@ const drainGrace = time.Second
 // max_concurrent_streams), else a new one. One dial per host is in
 // progress at a time: concurrent callers wait for it and share the new
 // connection. Connections that are closed, closing or got a GOAWAY leave
-// the pool. Call RoundTrip once on the result and read the response body
-// to its end (trailers follow it) or close it. For a host no longer in the
+// the pool. A pooled connection comes with one stream reserved for the
+// caller (ClientConn.ReserveNewRequest), so that concurrent callers see it
+// taken: call RoundTrip on it exactly once (a caller giving up without a
+// request releases the reservation with RoundTrip(new(http.Request)), as
+// golang.org/x/net/http2 documents), and read the response body to its
+// end (trailers follow it) or close it. For a host no longer in the
 // cluster the connection is new, not pooled, and closes when idle.
 func (c *Cluster) HTTP2(ctx context.Context, h *lb.Host) (*http2.ClientConn, error) {
 	ep := c.endpointOf(h)
@@ -48,6 +52,7 @@ func (c *Cluster) HTTP2(ctx context.Context, h *lb.Host) (*http2.ClientConn, err
 			close(dial)
 			pooled := err == nil && !ep.closed
 			if pooled {
+				cc.ReserveNewRequest()
 				ep.h2 = append(ep.h2, cc)
 			}
 			ep.mu.Unlock()
@@ -92,7 +97,7 @@ func (ep *endpoint) h2pick() (cc *http2.ClientConn, wait, dial chan struct{}) {
 		if m := ep.c.maxStreams; m > 0 && m < limit {
 			limit = m
 		}
-		if st.StreamsActive+st.StreamsReserved+st.StreamsPending < int(limit) {
+		if st.StreamsActive+st.StreamsReserved+st.StreamsPending < int(limit) && x.ReserveNewRequest() {
 			cc = x
 		}
 	}
