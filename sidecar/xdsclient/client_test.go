@@ -145,9 +145,10 @@ func TestKeepsConfigWhileServerIsAway(t *testing.T) {
 			}
 
 			srv2 := startServer(t, serverOpts{ads: p.ads, addr: srv.addr})
-			srv2.set(snapshot(t, "v2", "l1", "l2"))
+			// l1 is gone and l2 is new: the reconnect must remove as well as add.
+			srv2.set(snapshot(t, "v2", "l2"))
 			eventually(t, waitFor, "v2 applied after the restart", func() bool {
-				return slices.Equal(rec.names(ListenerType), []string{"l1", "l2"})
+				return slices.Equal(rec.names(ListenerType), []string{"l2"})
 			})
 			eventually(t, waitFor, "v2 ACKed", func() bool { return srv2.acked(ListenerType, "v2") })
 			eventually(t, waitFor, "connected again", func() bool { s, n := rec.lastState(); return s == Connected && n >= 3 })
