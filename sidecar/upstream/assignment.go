@@ -218,4 +218,3 @@ func (c *Cluster) start() {
 		c.markWarm()
 	}
 }
-

@@ -137,13 +137,13 @@ type Cluster struct {
 	h2drain        *http2.Transport // for connections to hosts already removed
 
 	// STATIC, STRICT_DNS and LOGICAL_DNS: the load_assignment's endpoints.
-	static      []endpointSpec
-	dnsRefresh  time.Duration
-	dnsFailure  time.Duration
-	dnsNetwork  string // "ip", "ip4" or "ip6"
-	dnsFamily   clusterv3.Cluster_DnsLookupFamily
-	stopDNS     chan struct{}
-	resolver    *net.Resolver
+	static       []endpointSpec
+	dnsRefresh   time.Duration
+	dnsFailure   time.Duration
+	dnsNetwork   string // "ip", "ip4" or "ip6"
+	dnsFamily    clusterv3.Cluster_DnsLookupFamily
+	stopDNS      chan struct{}
+	resolver     *net.Resolver
 	portOverride uint16        // ORIGINAL_DST: 0 = keep the original port
 	cleanup      time.Duration // ORIGINAL_DST: unused hosts removed after this
 

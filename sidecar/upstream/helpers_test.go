@@ -78,8 +78,8 @@ func mustCompile(t testing.TB, pb *clusterv3.Cluster) *Cluster {
 // h1Backend is a net/http server on 127.0.0.1 answering "ok" with its
 // address in X-Backend; it counts the connections it accepted.
 type h1Backend struct {
-	addr  string
-	srv   *http.Server
+	addr   string
+	srv    *http.Server
 	conns  atomic.Int64
 	closed atomic.Int64
 	reqs   atomic.Int64
