@@ -76,6 +76,9 @@ var (
 // the package doc), with every problem's field path. Listeners and clusters
 // are only checked for names here; their packages compile them.
 func Check(b *bootstrapv3.Bootstrap) error {
+	if b == nil {
+		return errors.New("no bootstrap")
+	}
 	var errs []error
 	add := func(err error) {
 		if err != nil {

@@ -3,6 +3,7 @@ package xdsclient
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -50,8 +51,8 @@ type client struct {
 }
 
 // Run keeps an ADS stream to o.Target open and applies what it receives
-// through h, until ctx ends; then it returns nil. It returns an error only
-// when o or h is invalid.
+// through h, until ctx ends; then it returns nil. It returns an error at
+// once when o or h is invalid, including dial options grpc refuses.
 func Run(ctx context.Context, o Options, h Handler) error {
 	o, err := o.withDefaults()
 	if err != nil {
@@ -60,6 +61,13 @@ func Run(ctx context.Context, o Options, h Handler) error {
 	if h == nil {
 		return errors.New("xdsclient: nil Handler")
 	}
+	// NewClient does not connect; it refuses what no retry can mend, such as
+	// a malformed target or missing transport credentials.
+	conn, err := grpc.NewClient(o.Target, o.DialOptions...)
+	if err != nil {
+		return fmt.Errorf("xdsclient: %w", err)
+	}
+	conn.Close()
 	c := &client{o: o, h: h, delta: o.Delta, types: make(map[string]*typeState, len(o.Types))}
 	for _, t := range o.Types {
 		c.types[t] = &typeState{}

@@ -242,6 +242,9 @@ func TestRunReturnsWhenContextEnds(t *testing.T) {
 	if err := Run(context.Background(), Options{Target: "127.0.0.1:1"}, nil); err == nil {
 		t.Error("Run without a Handler: no error")
 	}
+	if err := Run(context.Background(), Options{Target: "127.0.0.1:1"}, newRecorder()); err == nil {
+		t.Error("Run without transport credentials: no error")
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	// Port 1 on loopback refuses: the client is in its backoff wait.

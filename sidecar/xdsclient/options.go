@@ -111,8 +111,8 @@ type Options struct {
 	// Target is the ADS server's address, host:port. Required.
 	Target string
 	// DialOptions are passed to grpc.NewClient for every connection: the
-	// transport credentials belong here. Nil means none, which grpc refuses,
-	// so tests pass insecure credentials.
+	// transport credentials belong here. Nil means none, which grpc refuses
+	// (Run returns the error); tests pass insecure credentials.
 	DialOptions []grpc.DialOption
 	// Node identifies the proxy; it is sent on the first request of every
 	// stream. Nil sends an empty node, which Skein's server refuses.
