@@ -76,9 +76,9 @@ type PickContext struct {
 // Policies are the cluster's resilience settings, kept as the control plane
 // sent them for the pieces that enforce them (circuit breaking, outlier
 // detection, active health checks). Each of those acts on hosts and pools
-// from outside the request path: health checks and outlier detection call
-// lb.Host.SetHealthy, which every balancer already honours; circuit
-// breakers gate HTTP1, HTTP2 and DialTCP. The messages are shared with the
+// from outside the request path: health checks and outlier detection are
+// to call lb.Host.SetHealthy, which every balancer already honours;
+// circuit breakers are to gate HTTP1, HTTP2 and DialTCP. The messages are shared with the
 // Cluster proto and must not be modified.
 type Policies struct {
 	// CircuitBreakers is circuit_breakers; nil when unset (Envoy's
@@ -160,10 +160,11 @@ type Cluster struct {
 	warm    chan struct{}
 	warmed  bool
 
-	origMu    sync.RWMutex // ORIGINAL_DST hosts
-	orig      map[netip.AddrPort]*endpoint
-	origHosts map[*lb.Host]*endpoint
-	origTimer *time.Timer
+	origMu     sync.RWMutex // ORIGINAL_DST hosts
+	origClosed bool         // Close ran; guarded by origMu
+	orig       map[netip.AddrPort]*endpoint
+	origHosts  map[*lb.Host]*endpoint
+	origTimer  *time.Timer
 }
 
 // snapshot is one host set: the balancer over it and each host's pools.
@@ -290,6 +291,7 @@ func (c *Cluster) Close() {
 	}
 	c.origMu.Lock()
 	defer c.origMu.Unlock()
+	c.origClosed = true
 	if c.origTimer != nil {
 		c.origTimer.Stop()
 	}

@@ -40,7 +40,7 @@ func (c *Cluster) addOriginal(ap netip.AddrPort) *endpoint {
 	}
 	h := &lb.Host{Address: ap.String()}
 	ep := newEndpoint(c, h)
-	if c.closed {
+	if c.origClosed {
 		ep.closed = true // a pick racing Close: served, not pooled
 		return ep
 	}
@@ -59,7 +59,7 @@ func (c *Cluster) sweepOriginal() {
 	c.origMu.Lock()
 	defer c.origMu.Unlock()
 	c.origTimer = nil
-	if c.closed {
+	if c.origClosed {
 		return
 	}
 	for ap, ep := range c.orig {

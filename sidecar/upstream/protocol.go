@@ -35,11 +35,13 @@ func httpOptions(pb *clusterv3.Cluster) *httpv3.HttpProtocolOptions {
 // use_downstream_protocol_config (or the deprecated protocol_selection
 // USE_DOWNSTREAM_PROTOCOL), HTTP/1.1 otherwise.
 func (c *Cluster) compileProtocol(pb *clusterv3.Cluster) error {
-	for key, a := range pb.GetTypedExtensionProtocolOptions() {
-		path := fmt.Sprintf("typed_extension_protocol_options[%q]", key)
+	for key := range pb.GetTypedExtensionProtocolOptions() {
 		if key != httpOptionsKey {
-			return fmt.Errorf("%s: not supported", path)
+			return fmt.Errorf("typed_extension_protocol_options[%q]: not supported", key)
 		}
+	}
+	if a := pb.GetTypedExtensionProtocolOptions()[httpOptionsKey]; a != nil {
+		path := fmt.Sprintf("typed_extension_protocol_options[%q]", httpOptionsKey)
 		o := &httpv3.HttpProtocolOptions{}
 		if err := a.UnmarshalTo(o); err != nil {
 			return fmt.Errorf("%s: %w", path, err)

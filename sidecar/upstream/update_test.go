@@ -12,6 +12,7 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // TestSetAssignmentUnderLoad: workers send requests without pause while
@@ -208,5 +209,31 @@ func TestStrictDNS(t *testing.T) {
 	}
 	if got, err := get1(context.Background(), c, h); err != nil || got != b.addr {
 		t.Errorf("reached %q (%v)", got, err)
+	}
+}
+
+// TestOriginalDstCleanup: an ORIGINAL_DST host unused for two
+// cleanup_intervals is removed and its idle connection closed; a host in
+// use stays.
+func TestOriginalDstCleanup(t *testing.T) {
+	b1, b2 := startH1(t), startH1(t)
+	pb := originalDst()
+	pb.CleanupInterval = durationpb.New(20 * time.Millisecond)
+	c := mustCompile(t, pb)
+	ctx := context.Background()
+	h1, _ := c.Pick(&PickContext{OriginalDst: netip.MustParseAddrPort(b1.addr)})
+	if _, err := get1(ctx, c, h1); err != nil {
+		t.Fatal(err)
+	}
+	h2, _ := c.Pick(&PickContext{OriginalDst: netip.MustParseAddrPort(b2.addr)})
+	h2.Acquire() // a request in flight
+	defer h2.Release()
+	for deadline := time.Now().Add(5 * time.Second); b1.closed.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the unused host's idle connection stayed open")
+		}
+	}
+	if hosts := c.Hosts(); len(hosts) != 1 || hosts[0] != h2 {
+		t.Errorf("hosts %v, want only the one in use", hosts)
 	}
 }
