@@ -2,6 +2,7 @@ package xdsclient
 
 import (
 	"context"
+	"net"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -329,5 +330,33 @@ func TestBackoff(t *testing.T) {
 				t.Errorf("wait(%d) took only %d distinct values in 100: no jitter", tc.n, len(distinct))
 			}
 		})
+	}
+}
+
+// TestReconnectBacksOff: against an address that accepts and drops every
+// connection, attempts are paced by the backoff, not a tight loop, and
+// keep coming.
+func TestReconnectBacksOff(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	var accepted atomic.Int64
+	go func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close()
+		}
+	}()
+	runClient(t, Options{Target: lis.Addr().String(), Backoff: Backoff{Base: 100 * time.Millisecond, Max: 100 * time.Millisecond}}, newRecorder())
+	time.Sleep(time.Second)
+	// Waits average 50ms: about 20 attempts in a second.
+	if n := accepted.Load(); n < 3 || n > 60 {
+		t.Errorf("%d connection attempts in a second with waits of up to 100ms", n)
 	}
 }
