@@ -52,7 +52,8 @@ func (m *Manager) Update(clusters []*clusterv3.Cluster) error {
 			errs = append(errs, fmt.Errorf("clusters[%d]: cluster %q: name: listed twice", i, name))
 			continue
 		}
-		if old := cur[name]; old != nil && proto.Equal(old.src, pb) {
+		old := cur[name]
+		if old != nil && proto.Equal(old.src, pb) {
 			next[name] = old
 			continue
 		}
@@ -62,7 +63,11 @@ func (m *Manager) Update(clusters []*clusterv3.Cluster) error {
 			next[name] = nil
 			continue
 		}
-		if cla := m.cla[c.edsName]; c.typ == EDS && cla != nil {
+		cla := m.cla[c.edsName]
+		if cla == nil && old != nil && old.edsName == c.edsName {
+			cla = old.assignment() // given to the cluster directly
+		}
+		if c.typ == EDS && cla != nil {
 			if err := c.SetAssignment(cla); err != nil {
 				errs = append(errs, err)
 			}
@@ -92,6 +97,13 @@ func (m *Manager) Update(clusters []*clusterv3.Cluster) error {
 		}
 	}
 	return nil
+}
+
+// assignment is the last ClusterLoadAssignment c took.
+func (c *Cluster) assignment() *endpointv3.ClusterLoadAssignment {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastCLA
 }
 
 // SetAssignment gives cla to the EDS clusters of its name and keeps it for
