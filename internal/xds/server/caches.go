@@ -6,6 +6,7 @@ import (
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/log"
+	"google.golang.org/protobuf/proto"
 )
 
 // caches holds the snapshots in two go-control-plane caches, by the kind of
@@ -20,7 +21,9 @@ type caches struct {
 	mux                 *cache.MuxCache
 }
 
-func newCaches(log log.Logger) *caches {
+// newCaches makes the caches; nacked returns the version of typeURL that
+// node last NACKed, "" if none (see holdNACKed).
+func newCaches(log log.Logger, nacked func(node, typeURL string) string) *caches {
 	c := &caches{
 		sidecars:  cache.NewSnapshotCache(true, cache.IDHash{}, log),
 		proxyless: cache.NewSnapshotCache(false, cache.IDHash{}, log),
@@ -28,9 +31,35 @@ func newCaches(log log.Logger) *caches {
 	c.mux = &cache.MuxCache{
 		Classify:      func(r *cache.Request) string { return nodeKind(r.GetNode().GetId()) },
 		ClassifyDelta: func(r *cache.DeltaRequest) string { return nodeKind(r.GetNode().GetId()) },
-		Caches:        map[string]cache.Cache{NodeKindSidecar: c.sidecars, NodeKindProxyless: c.proxyless},
+		Caches: map[string]cache.Cache{
+			NodeKindSidecar:   holdNACKed{c.sidecars, nacked},
+			NodeKindProxyless: holdNACKed{c.proxyless, nacked},
+		},
 	}
 	return c
+}
+
+// holdNACKed keeps a state-of-the-world cache from answering a NACK with
+// the version just refused. A NACK carries the last version the proxy
+// accepted, which differs from the snapshot's, so go-control-plane's cache
+// sends the snapshot again at once, the proxy refuses it again, and so on,
+// thousands of times a second (go-control-plane issue #962). holdNACKed
+// gives the cache the refused version instead: it then waits until the
+// snapshot changes. Delta streams do not loop and pass through.
+type holdNACKed struct {
+	cache.Cache
+	nacked func(node, typeURL string) string
+}
+
+func (h holdNACKed) CreateWatch(r *cache.Request, sub cache.Subscription, out chan cache.Response) (func(), error) {
+	if r.GetErrorDetail() != nil {
+		if v := h.nacked(r.GetNode().GetId(), r.GetTypeUrl()); v != "" {
+			held := proto.Clone(r).(*cache.Request)
+			held.VersionInfo = v
+			r = held
+		}
+	}
+	return h.Cache.CreateWatch(r, sub, out)
 }
 
 // nodeKind is the first field of a node ID; streams with any other ID are

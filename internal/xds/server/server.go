@@ -99,7 +99,7 @@ func New(o Options) *Server {
 		changes:  make(chan struct{}, 1),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.cache = newCaches(cpLogger{log.WithName("cache")})
+	s.cache = newCaches(cpLogger{log.WithName("cache")}, s.nackedVersion)
 	s.xds = xdsserver.NewServer(s.ctx, s.cache.mux, callbacks{s},
 		// CDS before EDS, LDS before RDS on an ADS stream, as Envoy expects.
 		sotw.WithOrderedADS(),
@@ -232,4 +232,21 @@ func sameVersions(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// nackedVersion returns the version of typeURL that the proxy node last
+// NACKed, "" when it NACKed none.
+func (s *Server) nackedVersion(node, typeURL string) string {
+	s.mu.Lock()
+	ps := s.proxies[node]
+	s.mu.Unlock()
+	if ps == nil {
+		return ""
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ts := ps.types[typeURL]; ts != nil {
+		return ts.nackVersion
+	}
+	return ""
 }

@@ -380,3 +380,37 @@ func TestMalformedNodeIDRefused(t *testing.T) {
 		}
 	})
 }
+
+// Regression: go-control-plane's cache answered a state-of-the-world NACK
+// with the refused version again at once, so a proxy that could not apply
+// its config was sent it thousands of times a second. The refused version
+// now waits for the next change.
+func TestNACKedVersionIsNotResent(t *testing.T) {
+	modes(t, func(t *testing.T, delta bool) {
+		gen := newTestGenerator()
+		s := startServer(t, Options{Generate: gen.Generate})
+		ctx := testCtx(t)
+		c, err := xdstest.Connect(ctx, s.conn, xdstest.Options{NodeID: webNode, Delta: delta,
+			Reject: func(typ, _ string, res map[string]*anypb.Any) string {
+				if typ == resource.EndpointType && endpointPort(t, res["backend"]) == 8080 {
+					return "port 8080 is reserved"
+				}
+				return ""
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		waitStatus(t, s, "NACK reported", func(c ProxyCounts) bool { return c.Rejected == 1 })
+		time.Sleep(500 * time.Millisecond)
+		if n := c.Responses(resource.EndpointType); n != 1 {
+			t.Errorf("the proxy was sent the endpoints it refused %d times in 500ms, want once", n)
+		}
+		gen.set(func(sp *spec) { sp.port = 9090 })
+		s.Trigger()
+		waitStatus(t, s, "fixed config synced", func(c ProxyCounts) bool { return c.Synced == 1 })
+		if n := c.Responses(resource.EndpointType); n != 2 {
+			t.Errorf("endpoint responses = %d after the fix, want 2", n)
+		}
+	})
+}
