@@ -1,0 +1,419 @@
+package httpproxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/skeinmesh/skein/sidecar/http1"
+	"github.com/skeinmesh/skein/sidecar/lb"
+	"github.com/skeinmesh/skein/sidecar/router"
+	"github.com/skeinmesh/skein/sidecar/upstream"
+)
+
+// conn1 is one downstream HTTP/1.1 connection: everything a request needs
+// is here and reused for the next one, so the steady state allocates
+// nothing.
+type conn1 struct {
+	h        *Handler
+	ctx      context.Context
+	dc       dconn
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	src, dst netip.AddrPort
+
+	req      http1.RequestHead
+	resp     http1.ResponseHead
+	x        Exchange
+	pc       upstream.PickContext
+	bodyDone bool // the request body was read (or there is none)
+	buf      []byte
+	rid      [36]byte
+}
+
+// serveOne serves one request and reports whether the connection goes on.
+func (s *conn1) serveOne() bool {
+	h := s.h
+	s.dc.setRead(h.IdleTimeout, time.Time{})
+	s.req.Limits = http1.Limits{MaxHeadBytes: h.MaxRequestHeadersKB << 10, MaxHeaders: h.MaxHeaders}
+	err := http1.ParseRequestHead(s.br, &s.req)
+	start := time.Now()
+	if err != nil {
+		var e *http1.Error
+		if errors.As(err, &e) {
+			s.req.Reset()
+			s.bodyDone = false
+			s.localReply(e.Status, ReasonBadRequest, nil, router.HeaderEdits{}, nil)
+		}
+		return false
+	}
+	var hard time.Time
+	if h.RequestTimeout > 0 {
+		hard = start.Add(h.RequestTimeout)
+	}
+	s.dc.setRead(h.StreamIdleTimeout, hard)
+	req := &s.req
+	s.bodyDone = req.Body.Kind == http1.NoBody
+	x := &s.x
+	x.reset()
+	view := router.HTTP1(req)
+	x.Request = view
+	x.RequestHeaders = &req.Header
+	x.Source, x.Destination = s.src, s.dst
+	x.GRPC = isGRPC(req.Header.Get("content-type"))
+	if t := h.table(); t != nil {
+		x.Route = t.Route(view)
+	}
+	if !h.runRequestFilters(x) {
+		return s.localReply(x.reply.status, x.reply.reason, nil, router.HeaderEdits{}, nil)
+	}
+	return s.route(start)
+}
+
+// route is the router filter: it answers redirects and direct responses,
+// or forwards the request to the route's cluster.
+func (s *conn1) route(start time.Time) bool {
+	h, x, req := s.h, &s.x, &s.req
+	r := x.Route
+	if r == nil {
+		return s.localReply(404, ReasonNoRoute, nil, router.HeaderEdits{}, nil)
+	}
+	switch r.Action {
+	case router.ActionRedirect:
+		s.buf = r.Location(s.buf[:0], "http", x.Request)
+		return s.localReply(r.Redirect.Status, ReasonRedirect, nil, r.ResponseHeaders, s.buf)
+	case router.ActionDirectResponse:
+		return s.localReply(r.DirectResponse.Status, ReasonDirectResponse, r.DirectResponse.Body, r.ResponseHeaders, nil)
+	}
+	wc := r.Pick(rand.Uint64())
+	x.Cluster = wc.Name
+	cl := h.deps.Clusters.Get(wc.Name)
+	if cl == nil {
+		return s.localReply(r.ClusterNotFoundStatus, ReasonClusterNotFound, nil, r.ResponseHeaders, nil)
+	}
+	upgrading := req.Upgrading()
+	if upgrading && !h.upgradeAllowed(req.Header.Get("upgrade")) {
+		return s.localReply(403, ReasonUpgradeFailed, nil, router.HeaderEdits{}, nil)
+	}
+	st := h.stat(wc.Name)
+	s.pc = upstream.PickContext{OriginalDst: s.dst}
+	s.pc.Hash, s.pc.HasHash = r.Hash(x.Request, s.src.Addr())
+	host, err := cl.Pick(&s.pc)
+	if err != nil {
+		status, reason := upstreamReason(err)
+		st.RequestDone(status, time.Since(start), 0, 0)
+		return s.localReply(status, reason, nil, wc.ResponseHeaders, nil)
+	}
+	if err := s.rewrite(r, wc); err != nil {
+		return s.localReply(400, ReasonBadRequest, nil, router.HeaderEdits{}, nil)
+	}
+	host.Acquire()
+	var keep bool
+	var status int
+	var rx, tx int64
+	if cl.Protocol() == upstream.HTTP2 && !upgrading {
+		keep, status, rx, tx = s.forward2(cl, host, r, wc)
+	} else {
+		keep, status, rx, tx = s.forward1(cl, host, r, wc, upgrading)
+	}
+	host.Release()
+	st.RequestDone(status, time.Since(start), rx, tx)
+	return keep
+}
+
+// rewrite applies the route's path and host rewrites, its header edits and
+// the connection manager's own headers.
+func (s *conn1) rewrite(r *router.Route, wc *router.WeightedCluster) error {
+	h, req := s.h, &s.req
+	var ok bool
+	s.buf, ok = r.RewritePath(s.buf[:0], req.Path())
+	if ok {
+		if q := req.Query(); q != nil {
+			s.buf = append(s.buf, '?')
+			s.buf = append(s.buf, q...)
+		}
+		if err := req.SetTarget(s.buf); err != nil {
+			return err
+		}
+	}
+	if wc.HostRewrite != "" {
+		req.Header.Set("host", wc.HostRewrite)
+	}
+	wc.RequestHeaders.Apply(&req.Header)
+	req.Header.Del("x-forwarded-client-cert") // SANITIZE
+	if h.UseRemoteAddress {
+		req.Header.Set("x-forwarded-proto", "http")
+		s.buf = s.buf[:0]
+		if v := req.Header.Get("x-forwarded-for"); len(v) > 0 {
+			s.buf = append(s.buf, v...)
+			s.buf = append(s.buf, ", "...)
+		}
+		s.buf = s.src.Addr().AppendTo(s.buf)
+		req.Header.Del("x-forwarded-for")
+		req.Header.AddBytes(xffName, s.buf)
+	} else if !req.Header.Has("x-forwarded-proto") {
+		req.Header.Add("x-forwarded-proto", "http")
+	}
+	if h.GenerateRequestID && !req.Header.Has("x-request-id") {
+		req.Header.AddBytes(requestIDName, newRequestID(&s.rid))
+	}
+	return nil
+}
+
+var (
+	xffName       = []byte("x-forwarded-for")
+	requestIDName = []byte("x-request-id")
+	locationName  = []byte("location")
+)
+
+// newRequestID writes a random (version 4) UUID into b.
+func newRequestID(b *[36]byte) []byte {
+	const hex = "0123456789abcdef"
+	hi, lo := rand.Uint64(), rand.Uint64()
+	hi = hi&^0xf000 | 0x4000     // version 4
+	lo = lo&^(0xc<<60) | 0x8<<60 // variant 10
+	j := 0
+	for i := 0; i < 32; i++ {
+		if i == 8 || i == 12 || i == 16 || i == 20 {
+			b[j] = '-'
+			j++
+		}
+		var nib uint64
+		if i < 16 {
+			nib = hi >> (60 - 4*i) & 0xf
+		} else {
+			nib = lo >> (60 - 4*(i-16)) & 0xf
+		}
+		b[j] = hex[nib]
+		j++
+	}
+	return b[:]
+}
+
+// forward1 sends the request to host over an HTTP/1.1 connection from the
+// cluster's pool and the response back. It reports whether the downstream
+// connection goes on, the status sent (0: none) and the body bytes.
+func (s *conn1) forward1(cl *upstream.Cluster, host *lb.Host, r *router.Route, wc *router.WeightedCluster, upgrading bool) (keep bool, status int, rx, tx int64) {
+	h, req, resp := s.h, &s.req, &s.resp
+	reqBody := req.Body
+	keep = !req.Close
+	expect := req.ExpectsContinue()
+	req.StripHopByHop()
+	var hard time.Time
+	if r.Timeout > 0 {
+		hard = time.Now().Add(r.Timeout)
+	}
+	var cn *upstream.Conn1
+	bodySent := false
+	for attempt := 0; ; attempt++ {
+		var err error
+		cn, err = cl.HTTP1(s.ctx, host)
+		if err != nil {
+			status, reason := upstreamReason(err)
+			return s.localReply(status, reason, nil, wc.ResponseHeaders, nil), status, 0, 0
+		}
+		s.dc.setUp(cn.Conn, h.StreamIdleTimeout, hard)
+		err = http1.WriteRequestHead(cn.W, req)
+		if err == nil {
+			if expect || reqBody.Kind == http1.NoBody {
+				err = cn.W.Flush()
+				bodySent = reqBody.Kind == http1.NoBody
+			} else {
+				tx, err = http1.CopyBody(cn.W, s.br, reqBody, reqBody)
+				bodySent = err == nil
+				s.bodyDone = err == nil
+			}
+		}
+		if err == nil {
+			err = s.readResponseHead(cn, &bodySent, reqBody, &tx)
+		}
+		if err == nil {
+			break
+		}
+		reused := cn.Reused()
+		s.dc.setUp(nil, 0, time.Time{})
+		cn.SetDeadline(time.Time{})
+		cn.Release(false)
+		if reused && attempt == 0 && reqBody.Kind == http1.NoBody && !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, errDownstream) {
+			continue // the server closed an idle connection as we reused it
+		}
+		if errors.Is(err, errDownstream) {
+			return false, 0, 0, tx
+		}
+		status, reason := responseError(err)
+		return s.localReply(status, reason, nil, wc.ResponseHeaders, nil), status, 0, tx
+	}
+	status = resp.Status
+	if !bodySent {
+		keep = false // the client may still send the body it held back
+	}
+	if resp.Upgrading() {
+		if !upgrading {
+			s.dc.setUp(nil, 0, time.Time{})
+			cn.Release(false)
+			return s.localReply(502, ReasonUpstreamProtocol, nil, wc.ResponseHeaders, nil), 502, 0, tx
+		}
+		resp.StripHopByHop()
+		resp.Proto = req.Proto
+		s.respond(wc)
+		err := http1.WriteResponseHead(s.bw, resp)
+		if err == nil {
+			err = s.bw.Flush()
+		}
+		s.dc.setUp(nil, 0, time.Time{})
+		s.dc.setRead(0, time.Time{})
+		cn.SetDeadline(time.Time{})
+		if err == nil {
+			rx, tx = s.tunnel(cn)
+		}
+		cn.Release(false)
+		return false, status, rx, tx
+	}
+	upKeep := !resp.Close && bodySent
+	in := resp.Body
+	out := in.For(req.Proto)
+	resp.StripHopByHop()
+	resp.Proto = req.Proto
+	keep = keep && out.Kind != http1.UntilClose
+	resp.Close = !keep
+	resp.Body = out
+	s.respond(wc)
+	err := http1.WriteResponseHead(s.bw, resp)
+	if err == nil {
+		rx, err = http1.CopyBody(s.bw, cn.R, in, out)
+	}
+	s.dc.setUp(nil, 0, time.Time{})
+	cn.SetDeadline(time.Time{})
+	if err != nil {
+		// Bytes of the response went out: all that is left is closing.
+		cn.Release(false)
+		return false, status, rx, tx
+	}
+	cn.Release(upKeep)
+	return keep, status, rx, tx
+}
+
+// errDownstream marks a failure on the downstream side while sending the
+// request (the client went away): nothing to answer.
+var errDownstream = errors.New("downstream connection failed")
+
+// readResponseHead reads the upstream's response head into s.resp,
+// passing 1xx responses on and sending a held-back body after 100.
+func (s *conn1) readResponseHead(cn *upstream.Conn1, bodySent *bool, reqBody http1.Framing, tx *int64) error {
+	req, resp := &s.req, &s.resp
+	for {
+		if err := http1.ParseResponseHead(cn.R, resp, req.Method()); err != nil {
+			return err
+		}
+		if !resp.Informational() {
+			return nil
+		}
+		resp.StripHopByHop()
+		resp.Proto = req.Proto
+		if err := http1.WriteResponseHead(s.bw, resp); err != nil {
+			return errDownstream
+		}
+		if err := s.bw.Flush(); err != nil {
+			return errDownstream
+		}
+		if resp.Status == 100 && !*bodySent {
+			n, err := http1.CopyBody(cn.W, s.br, reqBody, reqBody)
+			*tx += n
+			if err != nil {
+				return err
+			}
+			*bodySent = true
+			s.bodyDone = true
+		}
+	}
+}
+
+// responseError maps a failure before the response head to a reply.
+func responseError(err error) (int, Reason) {
+	var pe *http1.Error
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return 504, ReasonUpstreamTimeout
+	case errors.As(err, &pe):
+		return 502, ReasonUpstreamProtocol
+	}
+	return 503, ReasonUpstreamReset
+}
+
+// respond runs the response edits and filters on s.resp.
+func (s *conn1) respond(wc *router.WeightedCluster) {
+	wc.ResponseHeaders.Apply(&s.resp.Header)
+	s.x.Status = s.resp.Status
+	s.x.ResponseHeaders = &s.resp.Header
+	s.h.runResponseFilters(&s.x)
+}
+
+// tunnel copies bytes both ways after a 101 until both directions end.
+func (s *conn1) tunnel(cn *upstream.Conn1) (rx, tx int64) {
+	done := make(chan int64, 1)
+	go func() {
+		n, _ := io.Copy(cn.Conn, s.br)
+		closeWrite(cn.Conn)
+		done <- n
+	}()
+	rx, _ = io.Copy(s.dc.Conn, cn.R)
+	closeWrite(s.dc.Conn)
+	tx = <-done
+	return rx, tx
+}
+
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+		return
+	}
+	c.Close()
+}
+
+// localReply answers the request itself: status, x-skein-reason for
+// failures, a text body (body, or the reason's description), a Location
+// when location is set, and edits. It reports whether the connection goes
+// on: only when the request's body was read and the client did not ask to
+// close.
+func (s *conn1) localReply(status int, reason Reason, body []byte, edits router.HeaderEdits, location []byte) bool {
+	req, resp := &s.req, &s.resp
+	keep := !req.Close && s.bodyDone
+	resp.Reset()
+	resp.Proto = req.Proto
+	resp.SetStatus(status, http.StatusText(status))
+	var text string
+	switch reason {
+	case ReasonRedirect:
+		resp.Header.AddBytes(locationName, location)
+	case ReasonDirectResponse:
+		if len(body) > 0 {
+			resp.Header.Add("content-type", "text/plain")
+		}
+	default:
+		resp.Header.Add(HeaderReason, string(reason))
+		resp.Header.Add("content-type", "text/plain")
+		text = reason.describe()
+	}
+	edits.Apply(&resp.Header)
+	s.x.Status = status
+	s.x.ResponseHeaders = &resp.Header
+	s.h.runResponseFilters(&s.x)
+	resp.Body = http1.Framing{Kind: http1.ContentLength, Length: int64(len(body) + len(text))}
+	resp.Close = !keep
+	err := http1.WriteResponseHead(s.bw, resp)
+	if !req.MethodIs("HEAD") {
+		s.bw.Write(body)
+		s.bw.WriteString(text)
+	}
+	if err2 := s.bw.Flush(); err == nil {
+		err = err2
+	}
+	return keep && err == nil
+}

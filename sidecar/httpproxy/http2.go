@@ -1,0 +1,533 @@
+package httpproxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/skeinmesh/skein/sidecar/http1"
+	"github.com/skeinmesh/skein/sidecar/lb"
+	"github.com/skeinmesh/skein/sidecar/router"
+	"github.com/skeinmesh/skein/sidecar/upstream"
+)
+
+// The HTTP/2 downstream path: golang.org/x/net/http2's server runs the
+// connection and calls ServeHTTP per stream, which routes with the same
+// router and filters as HTTP/1 and forwards over HTTP/2 (streaming both
+// ways, trailers kept: gRPC) or HTTP/1.1, as the cluster speaks.
+
+// serve2 serves an HTTP/2 (prior knowledge) connection.
+func (h *Handler) serve2(ctx context.Context, c net.Conn, src, dst netip.AddrPort) {
+	srv := &http2.Server{IdleTimeout: h.IdleTimeout}
+	base := &http.Server{}
+	if h.MaxRequestHeadersKB > 0 {
+		base.MaxHeaderBytes = h.MaxRequestHeadersKB << 10
+	}
+	srv.ServeConn(c, &http2.ServeConnOpts{
+		Context:    ctx,
+		BaseConfig: base,
+		Handler:    &stream2{h: h, src: src, dst: dst},
+	})
+}
+
+// stream2 handles the streams of one HTTP/2 connection.
+type stream2 struct {
+	h        *Handler
+	src, dst netip.AddrPort
+}
+
+func (p *stream2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := p.h
+	start := time.Now()
+	view := &request2{r: r}
+	x := &Exchange{
+		Request:        view,
+		RequestHeaders: headers2(r.Header),
+		Source:         p.src,
+		Destination:    p.dst,
+		GRPC:           isGRPC([]byte(r.Header.Get("Content-Type"))),
+	}
+	if t := h.table(); t != nil {
+		x.Route = t.Route(view)
+	}
+	if !h.runRequestFilters(x) {
+		p.reply(w, x, x.reply.status, x.reply.reason, nil, router.HeaderEdits{})
+		return
+	}
+	rt := x.Route
+	if rt == nil {
+		p.reply(w, x, 404, ReasonNoRoute, nil, router.HeaderEdits{})
+		return
+	}
+	switch rt.Action {
+	case router.ActionRedirect:
+		w.Header().Set("Location", string(rt.Location(nil, "http", view)))
+		p.reply(w, x, rt.Redirect.Status, ReasonRedirect, nil, rt.ResponseHeaders)
+		return
+	case router.ActionDirectResponse:
+		p.reply(w, x, rt.DirectResponse.Status, ReasonDirectResponse, rt.DirectResponse.Body, rt.ResponseHeaders)
+		return
+	}
+	wc := rt.Pick(rand.Uint64())
+	x.Cluster = wc.Name
+	cl := h.deps.Clusters.Get(wc.Name)
+	if cl == nil {
+		p.reply(w, x, rt.ClusterNotFoundStatus, ReasonClusterNotFound, nil, rt.ResponseHeaders)
+		return
+	}
+	st := h.stat(wc.Name)
+	pc := upstream.PickContext{OriginalDst: p.dst}
+	pc.Hash, pc.HasHash = rt.Hash(view, p.src.Addr())
+	host, err := cl.Pick(&pc)
+	if err != nil {
+		status, reason := upstreamReason(err)
+		st.RequestDone(status, time.Since(start), 0, 0)
+		p.reply(w, x, status, reason, nil, wc.ResponseHeaders)
+		return
+	}
+	out, err := p.outbound(r, rt, wc)
+	if err != nil {
+		p.reply(w, x, 400, ReasonBadRequest, nil, router.HeaderEdits{})
+		return
+	}
+	ctx := r.Context()
+	if rt.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, rt.Timeout)
+		defer cancel()
+	}
+	out = out.WithContext(ctx)
+	host.Acquire()
+	defer host.Release()
+	var status int
+	var rx int64
+	if cl.Protocol() == upstream.HTTP11 {
+		status, rx = p.forward1(w, x, cl, host, out, wc)
+	} else {
+		status, rx = p.forward2(w, x, cl, host, out, wc)
+	}
+	st.RequestDone(status, time.Since(start), rx, 0)
+}
+
+// outbound is the request to send upstream: r with the route's rewrites,
+// header edits and the connection manager's headers.
+func (p *stream2) outbound(r *http.Request, rt *router.Route, wc *router.WeightedCluster) (*http.Request, error) {
+	h := p.h
+	hdr := r.Header.Clone()
+	if hdr == nil {
+		hdr = http.Header{}
+	}
+	stripHopByHop(hdr)
+	authority := r.Host
+	if wc.HostRewrite != "" {
+		authority = wc.HostRewrite
+	}
+	u := &url.URL{Scheme: "http", Host: authority, RawQuery: r.URL.RawQuery}
+	path := []byte(r.URL.EscapedPath())
+	if np, ok := rt.RewritePath(nil, path); ok {
+		path = np
+	}
+	pu, err := url.Parse(string(path))
+	if err != nil {
+		return nil, err
+	}
+	u.Path, u.RawPath = pu.Path, pu.RawPath
+	hs := headers2(hdr)
+	wc.RequestHeaders.Apply(hs)
+	hdr.Del("X-Forwarded-Client-Cert")
+	if h.UseRemoteAddress {
+		hdr.Set("X-Forwarded-Proto", "http")
+		xff := p.src.Addr().String()
+		if v := hdr.Values("X-Forwarded-For"); len(v) > 0 {
+			xff = strings.Join(v, ", ") + ", " + xff
+		}
+		hdr.Set("X-Forwarded-For", xff)
+	} else if hdr.Get("X-Forwarded-Proto") == "" {
+		hdr.Set("X-Forwarded-Proto", "http")
+	}
+	if h.GenerateRequestID && hdr.Get("X-Request-Id") == "" {
+		var b [36]byte
+		hdr.Set("X-Request-Id", string(newRequestID(&b)))
+	}
+	out := &http.Request{
+		Method:        r.Method,
+		URL:           u,
+		Proto:         "HTTP/2.0",
+		ProtoMajor:    2,
+		Header:        hdr,
+		Host:          authority,
+		ContentLength: r.ContentLength,
+		Body:          r.Body,
+		Trailer:       r.Trailer,
+	}
+	if r.Body == http.NoBody {
+		out.Body = nil
+	}
+	return out, nil
+}
+
+// forward2 streams the exchange over an HTTP/2 connection: the request body
+// as the client sends it, the response body flushed as it arrives, then
+// the trailers.
+func (p *stream2) forward2(w http.ResponseWriter, x *Exchange, cl *upstream.Cluster, host *lb.Host, out *http.Request, wc *router.WeightedCluster) (int, int64) {
+	cc, err := cl.HTTP2(out.Context(), host)
+	if err != nil {
+		status, reason := upstreamReason(err)
+		return p.reply(w, x, status, reason, nil, wc.ResponseHeaders), 0
+	}
+	resp, err := cc.RoundTrip(out)
+	if err != nil {
+		status, reason := roundTripError(out.Context(), err)
+		return p.reply(w, x, status, reason, nil, wc.ResponseHeaders), 0
+	}
+	defer resp.Body.Close()
+	return p.copyResponse(w, x, resp, wc)
+}
+
+// forward1 sends the request over an HTTP/1.1 connection of the cluster's
+// pool with net/http's codec.
+func (p *stream2) forward1(w http.ResponseWriter, x *Exchange, cl *upstream.Cluster, host *lb.Host, out *http.Request, wc *router.WeightedCluster) (int, int64) {
+	ctx := out.Context()
+	cn, err := cl.HTTP1(ctx, host)
+	if err != nil {
+		status, reason := upstreamReason(err)
+		return p.reply(w, x, status, reason, nil, wc.ResponseHeaders), 0
+	}
+	if d, ok := ctx.Deadline(); ok {
+		cn.SetDeadline(d)
+	}
+	stop := context.AfterFunc(ctx, func() { cn.SetDeadline(time.Unix(1, 0)) })
+	reusable := false
+	defer func() {
+		if stop() {
+			cn.SetDeadline(time.Time{})
+		} else {
+			reusable = false
+		}
+		cn.Release(reusable)
+	}()
+	out.Proto, out.ProtoMajor, out.ProtoMinor = "HTTP/1.1", 1, 1
+	if _, ok := out.Header["User-Agent"]; !ok {
+		out.Header["User-Agent"] = nil // net/http adds its own otherwise
+	}
+	if err := out.Write(cn.W); err == nil {
+		err = cn.W.Flush()
+	}
+	resp, err := http.ReadResponse(cn.R, out)
+	if err != nil {
+		status, reason := roundTripError(ctx, err)
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			status, reason = 503, ReasonUpstreamReset
+		}
+		return p.reply(w, x, status, reason, nil, wc.ResponseHeaders), 0
+	}
+	status, rx := p.copyResponse(w, x, resp, wc)
+	reusable = !resp.Close && resp.Body.Close() == nil && status != 0
+	return status, rx
+}
+
+// copyResponse sends resp downstream: head (with the route's edits and the
+// filters'), body flushed as it arrives, trailers.
+func (p *stream2) copyResponse(w http.ResponseWriter, x *Exchange, resp *http.Response, wc *router.WeightedCluster) (int, int64) {
+	hdr := w.Header()
+	for k, vs := range resp.Header {
+		hdr[k] = vs
+	}
+	stripHopByHop(hdr)
+	for k := range resp.Trailer {
+		hdr.Add("Trailer", k)
+	}
+	wc.ResponseHeaders.Apply(headers2(hdr))
+	x.Status = resp.StatusCode
+	x.ResponseHeaders = headers2(hdr)
+	p.h.runResponseFilters(x)
+	w.WriteHeader(resp.StatusCode)
+	rc := http.NewResponseController(w)
+	rc.Flush()
+	var rx int64
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			rx += int64(n)
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return resp.StatusCode, rx
+			}
+			rc.Flush()
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			// The response was cut: reset the stream rather than end it
+			// cleanly, so the client sees the failure.
+			panic(http.ErrAbortHandler)
+		}
+	}
+	for k, vs := range resp.Trailer {
+		for _, v := range vs {
+			hdr.Add(http.TrailerPrefix+k, v)
+		}
+	}
+	return resp.StatusCode, rx
+}
+
+// roundTripError maps a failure before the response head to a reply.
+func roundTripError(ctx context.Context, err error) (int, Reason) {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return 504, ReasonUpstreamTimeout
+	}
+	return responseError(err)
+}
+
+// reply answers an HTTP/2 request itself; a gRPC request gets a gRPC
+// status (HTTP 200, grpc-status, grpc-message) that gRPC clients report.
+func (p *stream2) reply(w http.ResponseWriter, x *Exchange, status int, reason Reason, body []byte, edits router.HeaderEdits) int {
+	hdr := w.Header()
+	text := ""
+	switch reason {
+	case ReasonRedirect:
+	case ReasonDirectResponse:
+		if len(body) > 0 {
+			hdr.Set("Content-Type", "text/plain")
+		}
+	default:
+		hdr.Set(HeaderReason, string(reason))
+		text = reason.describe()
+		if x.GRPC {
+			hdr.Set("Content-Type", "application/grpc")
+			hdr.Set("Grpc-Status", grpcStatus(reason))
+			hdr.Set("Grpc-Message", strings.TrimSuffix(text, "\n"))
+			status, text = 200, ""
+		} else {
+			hdr.Set("Content-Type", "text/plain")
+		}
+	}
+	edits.Apply(headers2(hdr))
+	x.Status = status
+	x.ResponseHeaders = headers2(hdr)
+	p.h.runResponseFilters(x)
+	if len(body)+len(text) > 0 {
+		hdr.Set("Content-Length", itoa(len(body)+len(text)))
+	}
+	w.WriteHeader(status)
+	w.Write(body)
+	io.WriteString(w, text)
+	return status
+}
+
+func itoa(n int) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			break
+		}
+	}
+	return string(b[i:])
+}
+
+// hopByHop are the fields that concern one connection only.
+var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "Proxy-Authenticate", "Proxy-Authorization"}
+
+// stripHopByHop removes hop-by-hop fields and those Connection names; TE
+// stays only as "trailers".
+func stripHopByHop(h http.Header) {
+	for _, v := range h.Values("Connection") {
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				h.Del(f)
+			}
+		}
+	}
+	for _, k := range hopByHop {
+		h.Del(k)
+	}
+	if te := h.Values("Te"); len(te) > 0 {
+		h.Del("Te")
+		for _, v := range te {
+			if strings.Contains(strings.ToLower(v), "trailers") {
+				h.Set("Te", "trailers")
+			}
+		}
+	}
+}
+
+// headers2 adapts an http.Header to router.Headers.
+type headers2 http.Header
+
+func (h headers2) Has(name string) bool   { _, ok := h[http.CanonicalHeaderKey(name)]; return ok }
+func (h headers2) Set(name, value string) { http.Header(h).Set(name, value) }
+func (h headers2) Add(name, value string) { http.Header(h).Add(name, value) }
+func (h headers2) Del(name string)        { http.Header(h).Del(name) }
+
+var _ router.Headers = headers2(nil)
+
+// request2 is router.Request over an HTTP/2 request.
+type request2 struct{ r *http.Request }
+
+var _ router.Request = (*request2)(nil)
+
+func (q *request2) Method() []byte    { return []byte(q.r.Method) }
+func (q *request2) Authority() []byte { return []byte(q.r.Host) }
+func (q *request2) Path() []byte {
+	u := q.r.RequestURI
+	if i := strings.IndexByte(u, '?'); i >= 0 {
+		u = u[:i]
+	}
+	if u == "" {
+		u = q.r.URL.EscapedPath()
+	}
+	return []byte(u)
+}
+func (q *request2) Query() []byte {
+	if i := strings.IndexByte(q.r.RequestURI, '?'); i >= 0 {
+		return []byte(q.r.RequestURI[i+1:])
+	}
+	return nil
+}
+func (q *request2) Header(name string) ([]byte, bool) {
+	switch name {
+	case ":path":
+		return []byte(q.r.RequestURI), true
+	case ":scheme":
+		return []byte("http"), true
+	}
+	vs, ok := q.r.Header[http.CanonicalHeaderKey(name)]
+	if !ok || len(vs) == 0 {
+		return nil, false
+	}
+	return []byte(vs[0]), true
+}
+
+// forward2 sends an HTTP/1 request to a cluster that speaks HTTP/2,
+// translating both ways (the HTTP/1 response is re-framed; trailers are
+// dropped, as HTTP/1 clients rarely read them).
+func (s *conn1) forward2(cl *upstream.Cluster, host *lb.Host, r *router.Route, wc *router.WeightedCluster) (keep bool, status int, rx, tx int64) {
+	req := &s.req
+	reqBody := req.Body
+	keep = !req.Close
+	req.StripHopByHop()
+	hdr := make(http.Header, req.Header.Len())
+	authority := string(req.Authority())
+	for name, value := range req.Header.All() {
+		if strings.EqualFold(string(name), "host") {
+			continue
+		}
+		hdr.Add(string(name), string(value))
+	}
+	u, err := url.ParseRequestURI(string(req.Target()))
+	if err != nil {
+		return s.localReply(400, ReasonBadRequest, nil, router.HeaderEdits{}, nil), 400, 0, 0
+	}
+	u.Scheme, u.Host = "http", authority
+	ctx := s.ctx
+	if r.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.Timeout)
+		defer cancel()
+	}
+	out := (&http.Request{Method: string(req.Method()), URL: u, Host: authority, Header: hdr,
+		Proto: "HTTP/2.0", ProtoMajor: 2}).WithContext(ctx)
+	done := make(chan error, 1)
+	if reqBody.Kind != http1.NoBody {
+		pr, pw := io.Pipe()
+		out.Body = pr
+		out.ContentLength = -1
+		outFraming := http1.Framing{Kind: http1.UntilClose}
+		if reqBody.Kind == http1.ContentLength {
+			out.ContentLength = reqBody.Length
+			outFraming = reqBody
+		}
+		go func() {
+			bw := http1.NewWriter(pw)
+			n, err := http1.CopyBody(bw, s.br, reqBody, outFraming)
+			http1.PutWriter(bw)
+			tx = n
+			if err == nil {
+				err = io.EOF
+			}
+			pw.CloseWithError(err)
+			done <- err
+		}()
+	} else {
+		done <- io.EOF
+	}
+	wait := func() bool {
+		err := <-done
+		ok := err == io.EOF
+		s.bodyDone = ok
+		return ok
+	}
+	cc, err := cl.HTTP2(ctx, host)
+	var resp *http.Response
+	if err == nil {
+		resp, err = cc.RoundTrip(out)
+	} else {
+		if out.Body != nil {
+			out.Body.Close()
+		}
+	}
+	if err != nil {
+		if out.Body != nil {
+			out.Body.(*io.PipeReader).CloseWithError(err)
+		}
+		wait()
+		var status int
+		var reason Reason
+		var ue *upstream.Error
+		if errors.As(err, &ue) {
+			status, reason = upstreamReason(err)
+		} else {
+			status, reason = roundTripError(ctx, err)
+		}
+		return s.localReply(status, reason, nil, wc.ResponseHeaders, nil), status, 0, tx
+	}
+	defer resp.Body.Close()
+	resp1 := &s.resp
+	resp1.Reset()
+	resp1.Proto = req.Proto
+	resp1.SetStatus(resp.StatusCode, http.StatusText(resp.StatusCode))
+	for k, vs := range resp.Header {
+		for _, v := range vs {
+			resp1.Header.Add(k, v)
+		}
+	}
+	resp1.StripHopByHop()
+	in := http1.Framing{Kind: http1.UntilClose}
+	if resp.ContentLength >= 0 {
+		in = http1.Framing{Kind: http1.ContentLength, Length: resp.ContentLength}
+	}
+	if req.MethodIs("HEAD") || resp.StatusCode == 204 || resp.StatusCode == 304 {
+		in = http1.Framing{}
+	}
+	out1 := in.For(req.Proto)
+	resp1.Body = out1
+	keep = keep && out1.Kind != http1.UntilClose
+	s.respond(wc)
+	bodyOK := wait()
+	keep = keep && bodyOK
+	resp1.Close = !keep
+	if err := http1.WriteResponseHead(s.bw, resp1); err != nil {
+		return false, resp.StatusCode, 0, tx
+	}
+	br := http1.NewReader(resp.Body)
+	defer http1.PutReader(br)
+	rx, err = http1.CopyBody(s.bw, br, in, out1)
+	if err != nil {
+		return false, resp.StatusCode, rx, tx
+	}
+	return keep, resp.StatusCode, rx, tx
+}
