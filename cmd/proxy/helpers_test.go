@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is skein-proxy, built once by TestMain.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "skein-proxy-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "skein-proxy")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v: %s\n", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// syncBuffer collects the proxy's log.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// proc is a running skein-proxy.
+type proc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	log    *syncBuffer
+	admin  string // http://127.0.0.1:port
+	health string
+	stats  string
+	done   chan struct{}
+	err    error // cmd.Wait's, once done is closed
+}
+
+// startProxy runs skein-proxy with args plus its own free health, stats and
+// (without -c) admin ports, and env added to the test's environment.
+func startProxy(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, log: &syncBuffer{}, done: make(chan struct{})}
+	hp, sp := freePort(t), freePort(t)
+	p.health, p.stats = "http://127.0.0.1:"+hp, "http://127.0.0.1:"+sp
+	args = append(args, "--health-port", hp, "--stats-port", sp)
+	if !slices.Contains(args, "-c") { // with -c, the bootstrap's admin: the caller sets p.admin
+		ap := freePort(t)
+		p.admin = "http://127.0.0.1:" + ap
+		args = append(args, "--admin-address", "127.0.0.1:"+ap)
+	}
+	p.cmd = exec.Command(binary, args...)
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("skein-proxy log:\n%s", p.log.String())
+		}
+	})
+	return p
+}
+
+// get fetches url on a new connection and returns the status and body;
+// status 0 when the request failed.
+func get(url string) (int, string) {
+	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// eventually retries f until it returns "" or d passes, then fails with
+// f's last complaint.
+func eventually(t *testing.T, d time.Duration, f func() string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		msg := f()
+		if msg == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", d, msg)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitReady waits for the admin's /ready and the health port's readiness.
+func (p *proc) waitReady() {
+	p.t.Helper()
+	eventually(p.t, 10*time.Second, func() string {
+		select {
+		case <-p.done:
+			return "skein-proxy exited: " + fmt.Sprint(p.err)
+		default:
+		}
+		if code, body := get(p.admin + "/ready"); code != 200 {
+			return fmt.Sprintf("admin /ready: %d %s", code, body)
+		}
+		if code, body := get(p.health + "/healthz/ready"); code != 200 {
+			return fmt.Sprintf("/healthz/ready: %d %s", code, body)
+		}
+		return ""
+	})
+}
+
+// stop sends SIGTERM and waits for the exit, which must be 0.
+func (p *proc) stop(within time.Duration) {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		p.t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+		if p.err != nil {
+			p.t.Errorf("exit after SIGTERM: %v", p.err)
+		}
+	case <-time.After(within):
+		p.t.Fatalf("still running %s after SIGTERM", within)
+	}
+}
+
+// backend is an HTTP server on 127.0.0.1 that answers its name and counts
+// requests.
+type backend struct {
+	name  string
+	addr  string
+	port  int
+	hits  atomic.Int64
+	delay atomic.Int64 // nanoseconds each request waits
+	srv   *http.Server
+}
+
+func startBackend(t *testing.T, name string) *backend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &backend{name: name, addr: ln.Addr().String(), port: ln.Addr().(*net.TCPAddr).Port}
+	b.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b.hits.Add(1)
+		if d := time.Duration(b.delay.Load()); d > 0 {
+			time.Sleep(d)
+		}
+		io.Copy(io.Discard, r.Body)
+		fmt.Fprint(w, b.name)
+	})}
+	go b.srv.Serve(ln)
+	t.Cleanup(func() { b.srv.Close() })
+	return b
+}
+
+// yamlQuote keeps a test's YAML readable.
+func lines(s ...string) string { return strings.Join(s, "\n") + "\n" }

@@ -1,0 +1,288 @@
+package proxy
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/skeinmesh/skein/sidecar/router"
+	"github.com/skeinmesh/skein/sidecar/stats"
+	"github.com/skeinmesh/skein/sidecar/upstream"
+	"github.com/skeinmesh/skein/sidecar/xdsclient"
+)
+
+// Apply applies the complete current set of one xDS resource type (see the
+// package doc). On error nothing changed; the message names the resource
+// and the field.
+func (p *Proxy) Apply(typeURL string, resources map[string]*anypb.Any) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	err := p.apply(typeURL, resources)
+	p.stats.ConfigUpdate(typeURL, err == nil)
+	if err != nil {
+		p.log.Warn("config refused", "type", typeURL, "err", err)
+		return err
+	}
+	p.log.Info("config applied", "type", typeURL, "resources", len(resources))
+	return nil
+}
+
+func (p *Proxy) apply(typeURL string, resources map[string]*anypb.Any) error {
+	now := time.Now()
+	switch typeURL {
+	case xdsclient.ClusterType:
+		set, err := decode(resources, typeURL, "cluster", now, func() *clusterv3.Cluster { return new(clusterv3.Cluster) })
+		if err != nil {
+			return err
+		}
+		if err := p.updateClusters(set, p.fallback); err != nil {
+			return err
+		}
+		p.dynamic.clusters = set
+		p.cdsDone = true
+	case xdsclient.EndpointType:
+		set, err := decode(resources, typeURL, "cluster load assignment", now, func() *endpointv3.ClusterLoadAssignment { return new(endpointv3.ClusterLoadAssignment) })
+		if err != nil {
+			return err
+		}
+		if err := p.updateEndpoints(set); err != nil {
+			return err
+		}
+		p.dynamic.endpoints = set
+	case xdsclient.ListenerType:
+		set, err := decode(resources, typeURL, "listener", now, func() *listenerv3.Listener { return new(listenerv3.Listener) })
+		if err != nil {
+			return err
+		}
+		for name, r := range set {
+			if r.msg.(*listenerv3.Listener).GetApiListener() != nil {
+				delete(set, name) // for proxyless gRPC clients, not a proxy
+			}
+		}
+		if err := p.updateListeners(set, nil); err != nil {
+			return err
+		}
+		p.dynamic.listeners = set
+		p.ldsDone = true
+		if p.fallback != nil {
+			p.fallback = nil
+			// The fallback's cluster goes too (or gives way to CDS's).
+			if err := p.updateClusters(p.dynamic.clusters, nil); err != nil {
+				p.log.Warn("clusters without the fallback", "err", err)
+			}
+		}
+	case xdsclient.RouteType:
+		set, err := decode(resources, typeURL, "route configuration", now, func() *routev3.RouteConfiguration { return new(routev3.RouteConfiguration) })
+		if err != nil {
+			return err
+		}
+		tables, err := p.compileRoutes(set)
+		if err != nil {
+			return err
+		}
+		p.routes.Store(&tables)
+		p.dynamic.routes = set
+	default:
+		return fmt.Errorf("type %s: not supported by skein-proxy", typeURL)
+	}
+	p.readinessChanged()
+	return nil
+}
+
+// decode unmarshals every resource of a set, in name order.
+func decode[T proto.Message](resources map[string]*anypb.Any, typeURL, kind string, now time.Time, fresh func() T) (map[string]*resource, error) {
+	set := make(map[string]*resource, len(resources))
+	for _, name := range slices.Sorted(maps.Keys(resources)) {
+		a := resources[name]
+		if a.GetTypeUrl() != typeURL {
+			return nil, fmt.Errorf("%s %q: type %s in a %s response", kind, name, a.GetTypeUrl(), typeURL)
+		}
+		m := fresh()
+		if err := a.UnmarshalTo(m); err != nil {
+			return nil, fmt.Errorf("%s %q: %w", kind, name, err)
+		}
+		set[name] = &resource{msg: m, any: a, updated: now}
+	}
+	return set, nil
+}
+
+// merged lists the static resources, then the dynamic ones, then the
+// fallback's that neither has, each in name order. A dynamic resource
+// named as a static one is refused.
+func merged[T any](kind string, static, dynamic, fallback map[string]*resource) ([]T, error) {
+	var out []T
+	for _, name := range slices.Sorted(maps.Keys(static)) {
+		out = append(out, static[name].msg.(T))
+	}
+	for _, name := range slices.Sorted(maps.Keys(dynamic)) {
+		if static[name] != nil {
+			return nil, fmt.Errorf("%s %q: name: a static %s of that name exists (static_resources)", kind, name, kind)
+		}
+		out = append(out, dynamic[name].msg.(T))
+	}
+	for _, name := range slices.Sorted(maps.Keys(fallback)) {
+		if static[name] == nil && dynamic[name] == nil {
+			out = append(out, fallback[name].msg.(T))
+		}
+	}
+	return out, nil
+}
+
+// updateClusters makes static, dynamic and fallback clusters the set.
+func (p *Proxy) updateClusters(dynamic map[string]*resource, fallback *config) error {
+	var fb map[string]*resource
+	if fallback != nil {
+		fb = fallback.clusters
+	}
+	all, err := merged[*clusterv3.Cluster]("cluster", p.static.clusters, dynamic, fb)
+	if err != nil {
+		return err
+	}
+	if err := p.clusters.Update(all); err != nil {
+		return err
+	}
+	old := *p.clusterStats.Load()
+	handles := make(map[string]*stats.Cluster, len(all))
+	for _, c := range all {
+		handles[c.GetName()] = p.stats.Cluster(c.GetName())
+	}
+	for name := range old {
+		if handles[name] == nil {
+			p.stats.ForgetCluster(name)
+		}
+	}
+	p.clusterStats.Store(&handles)
+	return nil
+}
+
+// updateListeners makes static, dynamic and fallback listeners the set.
+func (p *Proxy) updateListeners(dynamic map[string]*resource, fallback *config) error {
+	var fb map[string]*resource
+	if fallback != nil {
+		fb = fallback.listeners
+	}
+	all, err := merged[*listenerv3.Listener]("listener", p.static.listeners, dynamic, fb)
+	if err != nil {
+		return err
+	}
+	if err := p.listeners.Update(all); err != nil {
+		return err
+	}
+	old := *p.listenerStats.Load()
+	handles := make(map[string]*stats.Listener, len(all))
+	for _, l := range all {
+		handles[l.GetName()] = p.stats.Listener(l.GetName())
+	}
+	for name := range old {
+		if handles[name] == nil {
+			p.stats.ForgetListener(name)
+		}
+	}
+	p.listenerStats.Store(&handles)
+	return nil
+}
+
+// updateEndpoints checks every assignment, then gives the changed ones to
+// their clusters; an assignment that left the set leaves its clusters
+// without hosts, as in Envoy.
+func (p *Proxy) updateEndpoints(set map[string]*resource) error {
+	for _, name := range slices.Sorted(maps.Keys(set)) {
+		if err := checkAssignment(set[name].msg.(*endpointv3.ClusterLoadAssignment)); err != nil {
+			return err
+		}
+	}
+	prev := p.dynamic.endpoints
+	for _, name := range slices.Sorted(maps.Keys(set)) {
+		cla := set[name].msg.(*endpointv3.ClusterLoadAssignment)
+		if old := prev[name]; old != nil && proto.Equal(old.msg.(proto.Message), cla) {
+			set[name] = old // unchanged: keep when it was applied
+			continue
+		}
+		if err := p.clusters.SetAssignment(cla); err != nil {
+			return err // checked above: not expected
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(prev)) {
+		if set[name] == nil {
+			if err := p.clusters.SetAssignment(&endpointv3.ClusterLoadAssignment{ClusterName: name}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkAssignment validates cla as SetAssignment would, on a scratch EDS
+// cluster, so that a bad assignment is found before any is applied.
+func checkAssignment(cla *endpointv3.ClusterLoadAssignment) error {
+	c, err := upstream.Compile(&clusterv3.Cluster{
+		Name:                 cla.GetClusterName(),
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS},
+		EdsClusterConfig: &clusterv3.Cluster_EdsClusterConfig{EdsConfig: &corev3.ConfigSource{
+			ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},
+		}},
+	})
+	if err != nil {
+		return fmt.Errorf("cluster load assignment %q: cluster_name: %w", cla.GetClusterName(), err)
+	}
+	defer c.Close()
+	if err := c.SetAssignment(cla); err != nil {
+		return fmt.Errorf("cluster load assignment %q: %w", cla.GetClusterName(), err)
+	}
+	return nil
+}
+
+// compileRoutes compiles every route configuration and, for those that
+// ask for it (validate_clusters), checks that the clusters they name exist.
+func (p *Proxy) compileRoutes(set map[string]*resource) (map[string]*router.Table, error) {
+	tables := make(map[string]*router.Table, len(set))
+	for _, name := range slices.Sorted(maps.Keys(set)) {
+		t, err := router.Compile(set[name].msg.(*routev3.RouteConfiguration))
+		if err != nil {
+			return nil, err
+		}
+		if t.ValidateClusters {
+			for i, vh := range t.VirtualHosts() {
+				for j, r := range vh.Routes {
+					for _, wc := range r.Clusters {
+						if p.clusters.Get(wc.Name) == nil {
+							return nil, fmt.Errorf("route configuration %q: virtual_hosts[%d].routes[%d]: cluster %q does not exist (validate_clusters)", name, i, j, wc.Name)
+						}
+					}
+				}
+			}
+		}
+		tables[name] = t
+	}
+	return tables, nil
+}
+
+// staticConfig indexes the bootstrap's static resources.
+func staticConfig(ls []*listenerv3.Listener, cs []*clusterv3.Cluster) (config, error) {
+	now := time.Now()
+	c := config{listeners: map[string]*resource{}, clusters: map[string]*resource{}}
+	for _, l := range ls {
+		a, err := anypb.New(l)
+		if err != nil {
+			return c, err
+		}
+		c.listeners[l.GetName()] = &resource{msg: l, any: a, updated: now}
+	}
+	for _, cl := range cs {
+		a, err := anypb.New(cl)
+		if err != nil {
+			return c, err
+		}
+		c.clusters[cl.GetName()] = &resource{msg: cl, any: a, updated: now}
+	}
+	return c, nil
+}
