@@ -18,6 +18,8 @@ import (
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"golang.org/x/net/http2"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -249,3 +251,27 @@ func client(t testing.TB, proxyAddr string) (*http.Client, *atomic.Int64) {
 }
 
 func itoaT(n int) string { return strconv.Itoa(n) }
+
+func protoClone[M proto.Message](m M) M { return proto.Clone(m).(M) }
+
+func mustAny(t testing.TB, m proto.Message) *anypb.Any {
+	a, err := anypb.New(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// http2Server serves h2c (prior knowledge) connections.
+type http2Server struct{}
+
+func (http2Server) serve(ln net.Listener, h http.HandlerFunc) {
+	srv := &http2.Server{}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go srv.ServeConn(c, &http2.ServeConnOpts{Handler: h})
+	}
+}

@@ -400,6 +400,9 @@ func (s *conn1) localReply(status int, reason Reason, body []byte, edits router.
 		resp.Header.Add(HeaderReason, string(reason))
 		resp.Header.Add("content-type", "text/plain")
 		text = reason.describe()
+		if s.x.reply.set && s.x.reply.body != "" {
+			text = s.x.reply.body
+		}
 	}
 	edits.Apply(&resp.Header)
 	s.x.Status = status

@@ -303,6 +303,9 @@ func (p *stream2) reply(w http.ResponseWriter, x *Exchange, status int, reason R
 	default:
 		hdr.Set(HeaderReason, string(reason))
 		text = reason.describe()
+		if x.reply.set && x.reply.body != "" {
+			text = x.reply.body
+		}
 		if x.GRPC {
 			hdr.Set("Content-Type", "application/grpc")
 			hdr.Set("Grpc-Status", grpcStatus(reason))
