@@ -15,12 +15,12 @@ import (
 )
 
 // TestStandalone runs skein-proxy from an Envoy bootstrap with static
-// resources only: a tcp_proxy listener to a STATIC cluster of a real
-// backend. Traffic flows, the proxy is ready, and admin and metrics show
+// resources only: a tcp_proxy listener and an HCM listener with inline
+// routes, both to a STATIC cluster of a real backend. Traffic flows, the proxy is ready, and admin and metrics show
 // the listener, the cluster's host and the connections.
 func TestStandalone(t *testing.T) {
 	be := startBackend(t, "static-backend")
-	lp, ap := freePort(t), freePort(t)
+	lp, hp, ap := freePort(t), freePort(t), freePort(t)
 	cfg := lines(
 		"node: {id: standalone, cluster: test}",
 		"admin: {address: {socket_address: {address: 127.0.0.1, port_value: "+ap+"}}}",
@@ -35,6 +35,24 @@ func TestStandalone(t *testing.T) {
 		`          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy`,
 		"          stat_prefix: app",
 		"          cluster: backend",
+		"  - name: app-http",
+		"    address: {socket_address: {address: 127.0.0.1, port_value: "+hp+"}}",
+		"    filter_chains:",
+		"    - filters:",
+		"      - name: envoy.filters.network.http_connection_manager",
+		"        typed_config:",
+		`          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager`,
+		"          stat_prefix: http",
+		"          route_config:",
+		"            name: local",
+		"            virtual_hosts:",
+		`            - {name: all, domains: ["*"], routes: [`,
+		`                {match: {path: /direct}, direct_response: {status: 201, body: {inline_string: direct}}},`,
+		`                {match: {prefix: /}, route: {cluster: backend}}]}`,
+		"          http_filters:",
+		"          - name: envoy.filters.http.router",
+		"            typed_config:",
+		`              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router`,
 		"  clusters:",
 		"  - name: backend",
 		"    type: STATIC",
@@ -59,16 +77,25 @@ func TestStandalone(t *testing.T) {
 			t.Fatalf("request %d through the tcp_proxy listener: %d %q", i, code, body)
 		}
 	}
-	if n := be.hits.Load(); n != 5 {
-		t.Errorf("the backend saw %d requests, want 5", n)
+	for i := range 5 {
+		if code, body := get("http://127.0.0.1:" + hp + "/x"); code != 200 || body != "static-backend" {
+			t.Fatalf("request %d through the HCM listener: %d %q", i, code, body)
+		}
+	}
+	if code, body := get("http://127.0.0.1:" + hp + "/direct"); code != 201 || body != "direct" {
+		t.Errorf("the inline route's direct response: %d %q", code, body)
+	}
+	if n := be.hits.Load(); n != 10 {
+		t.Errorf("the backend saw %d requests, want 10", n)
 	}
 
 	code, dump := get(p.admin + "/config_dump")
 	dump = compact(t, dump)
-	if code != 200 || !strings.Contains(dump, `"static_listeners":[{"listener":{"@type":"type.googleapis.com/envoy.config.listener.v3.Listener","name":"app-tcp"`) ||
+	if code != 200 || !strings.Contains(dump, `"static_listeners":[{"listener":{"@type":"type.googleapis.com/envoy.config.listener.v3.Listener","name":"app-http"`) ||
+		!strings.Contains(dump, `{"listener":{"@type":"type.googleapis.com/envoy.config.listener.v3.Listener","name":"app-tcp"`) ||
 		!strings.Contains(dump, `"static_clusters":[{"cluster":{"@type":"type.googleapis.com/envoy.config.cluster.v3.Cluster","name":"backend"`) ||
 		!strings.Contains(dump, "BootstrapConfigDump") {
-		t.Errorf("/config_dump: %d, want the static listener app-tcp and the bootstrap:\n%s", code, dump)
+		t.Errorf("/config_dump: %d, want the static listeners, the static cluster and the bootstrap:\n%s", code, dump)
 	}
 	code, clusters := get(p.admin + "/clusters")
 	if code != 200 || !strings.Contains(clusters, "backend::"+be.addr+"::health_flags::healthy") {
@@ -85,8 +112,8 @@ func TestStandalone(t *testing.T) {
 		if err != nil {
 			return "stats do not parse: " + err.Error()
 		}
-		if v := value(fams, "skein_proxy_upstream_cx_total", "cluster", "backend"); v != 5 {
-			return "upstream_cx_total{cluster=backend} is " + model.SampleValue(v).String() + ", want 5"
+		if v := value(fams, "skein_proxy_downstream_cx_total", "listener", "app-http"); v != 6 {
+			return "downstream_cx_total{listener=app-http} is " + model.SampleValue(v).String() + ", want 6"
 		}
 		if v := value(fams, "skein_proxy_downstream_cx_total", "listener", "app-tcp"); v != 5 {
 			return "downstream_cx_total{listener=app-tcp} is " + model.SampleValue(v).String() + ", want 5"
