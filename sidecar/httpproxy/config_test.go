@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/skeinmesh/skein/sidecar/listener"
+	"github.com/skeinmesh/skein/sidecar/stats"
 )
 
 func TestRDSSwapKeepsRequestsInFlightOnTheirRoute(t *testing.T) {
@@ -311,3 +312,38 @@ func TestHTTP1ToHTTP2Cluster(t *testing.T) {
 }
 
 var _ = netip.Addr{}
+
+func TestStatsCountRequestsPerCluster(t *testing.T) {
+	b := startBackend(t, named("b"))
+	st := stats.New()
+	rc := routeConfig("rc", vhost("all", []string{"*"}, toCluster("/ok", "b"), toCluster("/empty", "empty")))
+	p := startProxy(t, inline(rc), Deps{Stats: st, Clusters: clusterSet{"b": cluster(t, "b", false, b.addr), "empty": cluster(t, "empty", false)}})
+	c, _ := client(t, p.addr)
+	for _, path := range []string{"/ok", "/ok", "/ok", "/empty"} {
+		resp, err := c.Get("http://svc" + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	h2 := h2cClient(t, p.addr)
+	resp, err := h2.Get("http://svc/ok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	var out strings.Builder
+	if err := stats.WriteText(&out, st.Gatherer(), func(s string) bool { return strings.Contains(s, "requests_total") }); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`skein_proxy_requests_total{cluster="b",code_class="2xx"}: 4`,
+		`skein_proxy_requests_total{cluster="empty",code_class="5xx"}: 1`,
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("missing %s in\n%s", want, out.String())
+		}
+	}
+}

@@ -210,6 +210,16 @@ func (s *conn1) forward1(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 	if r.Timeout > 0 {
 		hard = time.Now().Add(r.Timeout)
 	}
+	idle := h.StreamIdleTimeout
+	switch {
+	case r.IdleTimeout == router.Disabled:
+		idle = 0
+	case r.IdleTimeout > 0:
+		idle = r.IdleTimeout
+	}
+	if idle != h.StreamIdleTimeout {
+		s.dc.setRead(idle, s.dc.readHard)
+	}
 	var cn *upstream.Conn1
 	bodySent := false
 	for attempt := 0; ; attempt++ {
@@ -219,7 +229,7 @@ func (s *conn1) forward1(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 			status, reason := upstreamReason(err)
 			return s.localReply(status, reason, nil, wc.ResponseHeaders, nil), status, 0, 0
 		}
-		s.dc.setUp(cn.Conn, h.StreamIdleTimeout, hard)
+		s.dc.setUp(cn.Conn, idle, hard)
 		err = http1.WriteRequestHead(cn.W, req)
 		if err == nil {
 			if expect || reqBody.Kind == http1.NoBody {
@@ -232,6 +242,7 @@ func (s *conn1) forward1(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 			}
 		}
 		if err == nil {
+			s.dc.setUp(cn.Conn, idle, hard) // the wait for the response starts now
 			err = s.readResponseHead(cn, &bodySent, reqBody, &tx)
 		}
 		if err == nil {
@@ -248,6 +259,9 @@ func (s *conn1) forward1(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 			return false, 0, 0, tx
 		}
 		status, reason := responseError(err)
+		if reason == ReasonUpstreamTimeout && !s.dc.readHard.IsZero() && !time.Now().Before(s.dc.readHard) && !s.bodyDone {
+			status, reason = 408, ReasonRequestTimeout // the client's body was too slow
+		}
 		return s.localReply(status, reason, nil, wc.ResponseHeaders, nil), status, 0, tx
 	}
 	status = resp.Status
@@ -331,6 +345,7 @@ func (s *conn1) readResponseHead(cn *upstream.Conn1, bodySent *bool, reqBody htt
 			}
 			*bodySent = true
 			s.bodyDone = true
+			s.dc.setUp(cn.Conn, s.dc.upIdle, s.dc.upHard)
 		}
 	}
 }

@@ -437,3 +437,97 @@ func TestHTTP1ExpectContinue(t *testing.T) {
 		t.Fatalf("%d %q", resp.StatusCode, body)
 	}
 }
+
+func TestHTTP1Timeouts(t *testing.T) {
+	stall := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/midbody" {
+			w.Write([]byte("first part"))
+			w.(http.Flusher).Flush()
+		}
+		io.Copy(io.Discard, r.Body)
+		select {
+		case <-time.After(5 * time.Second):
+		case <-r.Context().Done():
+		}
+	})
+	hcm := inline(routeConfig("rc", vhost("all", []string{"*"}, toCluster("/", "stall"))))
+	hcm.StreamIdleTimeout = durationpb.New(300 * time.Millisecond)
+	hcm.RequestTimeout = durationpb.New(time.Second)
+	p := startProxy(t, hcm, Deps{Clusters: clusterSet{"stall": cluster(t, "stall", false, stall.addr)}})
+
+	t.Run("stream idle before the response head", func(t *testing.T) {
+		c, _ := client(t, p.addr)
+		start := time.Now()
+		resp, err := c.Get("http://svc/nohead")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 504 || resp.Header.Get(HeaderReason) != string(ReasonUpstreamTimeout) || time.Since(start) > 3*time.Second {
+			t.Errorf("%d %q after %v", resp.StatusCode, resp.Header.Get(HeaderReason), time.Since(start))
+		}
+	})
+	t.Run("stream idle in the response body", func(t *testing.T) {
+		c, _ := client(t, p.addr)
+		resp, err := c.Get("http://svc/midbody")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != "first part" || err == nil {
+			t.Errorf("%d %q %v: want the first part, then the connection cut", resp.StatusCode, body, err)
+		}
+	})
+	t.Run("request body slower than request_timeout", func(t *testing.T) {
+		c, err := net.Dial("tcp", p.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "POST / HTTP/1.1\r\nHost: svc\r\nContent-Length: 100\r\n\r\n")
+		for range 6 { // a byte every 200ms: never idle for 300ms, done after 1s
+			io.WriteString(c, "x")
+			time.Sleep(200 * time.Millisecond)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != 408 || resp.Header.Get(HeaderReason) != string(ReasonRequestTimeout) {
+			t.Errorf("%d %q", resp.StatusCode, resp.Header.Get(HeaderReason))
+		}
+	})
+
+	// Regression: the upstream write deadline was the stream idle timeout
+	// from the start, failing uploads slower than it while bytes flowed.
+	t.Run("active upload longer than the stream idle timeout", func(t *testing.T) {
+		echo := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
+			n, _ := io.Copy(io.Discard, r.Body)
+			w.Write([]byte(itoaT(int(n))))
+		})
+		hcm := inline(routeConfig("rc", vhost("all", []string{"*"}, toCluster("/", "echo"))))
+		hcm.StreamIdleTimeout = durationpb.New(300 * time.Millisecond)
+		p2 := startProxy(t, hcm, Deps{Clusters: clusterSet{"echo": cluster(t, "echo", false, echo.addr)}})
+		c, err := net.Dial("tcp", p2.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "POST / HTTP/1.1\r\nHost: svc\r\nContent-Length: 8\r\n\r\n")
+		for range 8 {
+			time.Sleep(100 * time.Millisecond)
+			io.WriteString(c, "x")
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(body) != "8" {
+			t.Errorf("%d %q %q", resp.StatusCode, resp.Header.Get(HeaderReason), body)
+		}
+	})
+}

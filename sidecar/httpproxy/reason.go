@@ -37,11 +37,11 @@ const (
 	// ReasonUpstreamProtocol (502, UNAVAILABLE): the upstream's response was
 	// not valid HTTP.
 	ReasonUpstreamProtocol Reason = "upstream_protocol_error"
-	// ReasonUpstreamTimeout (504, DEADLINE_EXCEEDED... as UNAVAILABLE): the
+	// ReasonUpstreamTimeout (504, DEADLINE_EXCEEDED): the
 	// route's timeout, or the stream idle timeout, passed before the
 	// response head arrived.
 	ReasonUpstreamTimeout Reason = "upstream_timeout"
-	// ReasonRequestTimeout (408): the request was not received in full
+	// ReasonRequestTimeout (408, DEADLINE_EXCEEDED): the request was not received in full
 	// within request_timeout.
 	ReasonRequestTimeout Reason = "request_timeout"
 	// ReasonBadRequest (400, 431, 501 or 505): the request head was refused

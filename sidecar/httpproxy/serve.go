@@ -109,12 +109,15 @@ func (d *dconn) setRead(idle time.Duration, hard time.Time) {
 }
 
 // setUp sets (or, with up nil, clears) the upstream connection whose read
-// deadline downstream writes push.
+// deadline downstream writes push, and sets its deadlines: reads within
+// idle (from now) and hard, writes within hard. Call it again when the
+// request is sent: the wait for the response starts then.
 func (d *dconn) setUp(up net.Conn, idle time.Duration, hard time.Time) {
 	d.up, d.upIdle, d.upHard = up, idle, hard
 	d.upSet = deadline(time.Now(), idle, hard)
 	if up != nil {
-		up.SetDeadline(d.upSet)
+		up.SetReadDeadline(d.upSet)
+		up.SetWriteDeadline(hard)
 	}
 }
 
@@ -183,4 +186,3 @@ func isGRPC(ct []byte) bool {
 	}
 	return len(ct) == len(p) || ct[len(p)] == '+' || ct[len(p)] == ';'
 }
-
