@@ -76,6 +76,15 @@ demo-api: envtest-assets kubectl ## The control plane alone: a local API server 
 stop: ## Stop the local API server and operator that `make run` or `make demo-api` started.
 	hack/run-local.sh stop
 
+##@ Benchmarks
+
+# Flags for the benchmark, e.g. BENCH_ARGS="-proxies=2000 -xds=delta".
+BENCH_ARGS ?=
+
+.PHONY: bench-controlplane
+bench-controlplane: envtest-assets ## Connect 1,000 simulated proxies over ADS and time pushes (a benchmark, not a test)
+	KUBEBUILDER_ASSETS=$(K8S_BIN) go run ./test/bench/controlplane $(BENCH_ARGS)
+
 ##@ Local cluster
 
 .PHONY: demo
