@@ -48,6 +48,7 @@ type Manager struct {
 	detect   time.Duration
 	fallback ConnHandler
 	onError  func(error)
+	origDst  func(*net.TCPConn) (netip.AddrPort, error) // capture.OriginalDst; tests replace it
 
 	ctx    context.Context // ends at the drain deadline
 	cancel context.CancelFunc
@@ -104,6 +105,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		detect:   cfg.DetectTimeout,
 		fallback: cfg.Fallback,
 		onError:  cfg.OnError,
+		origDst:  capture.OriginalDst,
 		sockets:  map[socketKey]*socket{},
 		stats:    map[string]*ListenerStats{},
 		conns:    map[*net.TCPConn]struct{}{},
@@ -340,7 +342,7 @@ func (m *Manager) serve(c *net.TCPConn, gen *generation) {
 	}
 	info.Destination = info.Local
 	if l.UseOriginalDst {
-		if dst, err := capture.OriginalDst(c); err == nil {
+		if dst, err := m.origDst(c); err == nil {
 			info.Destination = unmap(dst)
 		}
 		if info.Destination == info.Local {

@@ -1,0 +1,3 @@
+package listener
+
+func runHelper() bool { return false }
