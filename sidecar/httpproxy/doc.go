@@ -1,0 +1,101 @@
+// Package httpproxy is skein-proxy's HTTP connection manager: the L7 request
+// path behind a listener's HttpConnectionManager filter. Compile turns the
+// Envoy v3 HttpConnectionManager into a Handler (the chain's terminal
+// listener.ConnHandler; NewFactory plugs it into sidecar/listener), which
+// serves HTTP/1.1 with keep-alive and HTTP/2 with prior knowledge on the same
+// port, routes each request with sidecar/router, runs the HTTP filter chain,
+// and forwards to a host of an sidecar/upstream cluster over HTTP/1.1 or
+// HTTP/2 as the cluster speaks: gRPC with its trailers, streaming both ways;
+// WebSocket and other Upgrade requests as a byte tunnel after the 101.
+//
+// # Request path
+//
+// Per request: parse the head (the HTTP/1 codec's limits answer 400, 431,
+// 501 or 505), look up the route table (the inline one, or the RDS table by
+// name, read per request so that an RDS update applies to the next request
+// while a request in flight keeps the route it matched), route, run the
+// HTTP filters' OnRequest in order, then the router: redirect and
+// direct_response answer locally; otherwise pick the cluster (weighted
+// clusters by a random number), the host (hash key from the route's hash
+// policies, the original destination for ORIGINAL_DST), apply the path and
+// host rewrites and the header edits, and forward. The response's edits
+// and the filters' OnResponse (in reverse order) run before its head is
+// sent. The steady-state HTTP/1.1 path allocates nothing; HTTP/2 uses
+// golang.org/x/net/http2's server and net/http types.
+//
+// # HTTP filters
+//
+// Filter is the extension point for what the next issues add (fault
+// injection, authorization, rate limits): Deps.Filters maps an HTTP
+// filter's typed_config type URL to its HTTPFilterFactory. The router
+// (RouterType) is built in and must be last. A filter with no factory is a
+// compile error ("http_filters[0]: envoy.filters.http.fault is not
+// supported yet"), so the proxy NACKs a config it would otherwise half
+// apply (skipping authorization silently would be worse), unless the
+// filter is is_optional, which Envoy also skips; a disabled filter is
+// skipped (routes cannot enable it yet).
+//
+// # Why a request failed
+//
+// A response the proxy makes up carries x-skein-reason (HeaderReason) with
+// one of the Reason constants, and a text body starting with the reason and
+// a sentence ("no_route: no route matches this request's host, path and
+// headers"). A gRPC request (content-type application/grpc) gets what gRPC
+// clients understand instead: HTTP 200 with grpc-status (UNIMPLEMENTED for
+// no_route, DEADLINE_EXCEEDED for timeouts, UNAVAILABLE for the upstream
+// failures), grpc-message with the same sentence, and x-skein-reason. The
+// statuses, as Envoy's:
+//
+//	no_route                  404  no virtual host or route matches; or the RDS table is unknown
+//	cluster_not_found         503  the route's cluster does not exist (or cluster_not_found_response_code)
+//	no_healthy_upstream       503  the cluster has no (healthy) host
+//	upstream_connect_failure  503  connection refused, failed, or connect_timeout
+//	upstream_reset            503  the upstream closed or reset before the response head
+//	upstream_protocol_error   502  the upstream's response head is not valid HTTP
+//	upstream_timeout          504  the route's timeout or the stream idle timeout passed before the response head
+//	request_timeout           408  the request body did not arrive within request_timeout
+//	downstream_protocol_error 400  the request head is refused (431, 501, 505 as the codec says)
+//	upgrade_failed            403  an Upgrade to a protocol upgrade_configs does not enable
+//
+// Once bytes of the response were sent, a failure can only close the
+// connection (HTTP/1) or reset the stream (HTTP/2).
+//
+// # Headers the proxy adds or removes
+//
+// Kept minimal: x-forwarded-proto "http" when absent (overwritten when
+// use_remote_address); x-request-id, a random UUID, when absent (unless
+// generate_request_id is false); x-forwarded-for gets the peer's address
+// appended only when use_remote_address is true (and skip_xff_append is
+// not), as Envoy; x-forwarded-client-cert is removed (SANITIZE, the only
+// mode until mTLS). Hop-by-hop fields are stripped both ways. Not added:
+// x-envoy-expected-rq-timeout-ms and other x-envoy-* headers, server, via.
+//
+// # Timeouts
+//
+//   - common_http_protocol_options.idle_timeout (default 1h): a downstream
+//     connection waiting for its next request.
+//   - stream_idle_timeout (default 5m; a route's idle_timeout overrides it):
+//     HTTP/1 reads from the client, and the wait for each upstream read
+//     (the response head, then each part of the body); before the head it
+//     is 504 upstream_timeout, after it the connection closes.
+//   - request_timeout (default none): the request head and body must arrive
+//     within it (408).
+//   - the route's timeout (unset: 15s; 0s: none) bounds the exchange with
+//     the upstream from the moment it is forwarded, response body included.
+//     It starts when the request is forwarded, where Envoy starts it once
+//     the request is complete.
+//
+// On HTTP/2 only the route's timeout and the connection idle timeout apply
+// for now.
+//
+// # Not yet
+//
+// Retries (beyond one resend of a bodiless request whose reused keep-alive
+// connection turned out closed, as net/http does), hedging, max_stream_duration
+// and grpc-timeout, hash-policy cookie generation, auto_host_rewrite,
+// strip_*_host_port, HTTP/2 to HTTP/2 Upgrade (extended CONNECT) and
+// request trailers on the HTTP/1 to HTTP/2 path (response trailers are
+// dropped towards an HTTP/1 client); access logs are accepted and not
+// written. A local reply to an HTTP/1 request whose body was not read
+// closes the connection rather than draining the body.
+package httpproxy
