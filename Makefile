@@ -85,6 +85,13 @@ BENCH_ARGS ?=
 bench-controlplane: envtest-assets ## Connect 1,000 simulated proxies over ADS and time pushes (a benchmark, not a test)
 	KUBEBUILDER_ASSETS=$(K8S_BIN) go run ./test/bench/controlplane $(BENCH_ARGS)
 
+# Flags for bench-proxy, e.g. BENCH_PROXY_ARGS="--rate=2000 --rounds=3"; SKEIN_PROXY=path picks the binary.
+BENCH_PROXY_ARGS ?=
+
+.PHONY: bench-proxy
+bench-proxy: ## Compare skein-proxy, HAProxy and nginx on one CPU against direct, on loopback; prints one table (a benchmark, not a test; installs what it needs)
+	hack/bench-proxy/bench.sh $(BENCH_PROXY_ARGS)
+
 ##@ Local cluster
 
 .PHONY: demo
