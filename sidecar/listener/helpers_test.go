@@ -106,7 +106,7 @@ func (d *testDialer) asked() []string {
 
 var _ Dialer = (*testDialer)(nil)
 
-func mustAny(t testing.TB, m proto.Message) *anypb.Any {
+func mustAny(t tb, m proto.Message) *anypb.Any {
 	t.Helper()
 	a, err := anypb.New(m)
 	if err != nil {
@@ -115,19 +115,19 @@ func mustAny(t testing.TB, m proto.Message) *anypb.Any {
 	return a
 }
 
-func tcpProxyFilter(t testing.TB, cfg *tcpproxyv3.TcpProxy) *listenerv3.Filter {
+func tcpProxyFilter(t tb, cfg *tcpproxyv3.TcpProxy) *listenerv3.Filter {
 	return &listenerv3.Filter{Name: "envoy.filters.network.tcp_proxy", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(t, cfg)}}
 }
 
-func toCluster(t testing.TB, cluster string) *listenerv3.Filter {
+func toCluster(t tb, cluster string) *listenerv3.Filter {
 	return tcpProxyFilter(t, &tcpproxyv3.TcpProxy{StatPrefix: cluster, ClusterSpecifier: &tcpproxyv3.TcpProxy_Cluster{Cluster: cluster}})
 }
 
-func answer(t testing.TB, value string) *listenerv3.Filter {
+func answer(t tb, value string) *listenerv3.Filter {
 	return &listenerv3.Filter{Name: "answer", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(t, wrapperspb.String(value))}}
 }
 
-func hcm(t testing.TB) *listenerv3.Filter {
+func hcm(t tb) *listenerv3.Filter {
 	// Any HCM config: the fake factory does not read it.
 	return &listenerv3.Filter{Name: "envoy.filters.network.http_connection_manager", ConfigType: &listenerv3.Filter_TypedConfig{
 		TypedConfig: &anypb.Any{TypeUrl: HTTPConnectionManagerType}}}
@@ -242,3 +242,15 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// tb is what the config builders need of a testing.TB; the netns helper
+// process, which has no test, passes panicTB.
+type tb interface {
+	Helper()
+	Fatal(args ...any)
+}
+
+type panicTB struct{}
+
+func (panicTB) Helper()           {}
+func (panicTB) Fatal(args ...any) { panic(fmt.Sprint(args...)) }

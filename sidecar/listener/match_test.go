@@ -8,7 +8,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 )
 
-func netipAddrPort(t testing.TB, ip string, p uint32) netip.AddrPort {
+func netipAddrPort(t tb, ip string, p uint32) netip.AddrPort {
 	t.Helper()
 	a, err := netip.ParseAddr(ip)
 	if err != nil {
