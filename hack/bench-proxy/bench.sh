@@ -195,6 +195,11 @@ ticks() {
 	echo "$sum"
 }
 
+# cpu_busy CPU: the CPU's busy time since boot (/proc/stat), in clock ticks.
+cpu_busy() {
+	awk -v c="cpu$1" '$1 == c {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat
+}
+
 mb() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 
 # --- load -------------------------------------------------------------------
@@ -239,7 +244,7 @@ latency_run() {
 
 # Results by target: each a list of values, one per round (add, med).
 # shellcheck disable=SC2034
-declare -A RPS1 RPS2 P50 P90 P99 LAG RSS_IDLE RSS_LOAD RSS_1K CPU1K NOTE
+declare -A RPS1 RPS2 P50 P90 P99 LAG OTHER RSS_IDLE RSS_LOAD RSS_1K CPU1K NOTE
 
 # add ARRAY TARGET VALUE: records one round's value.
 add() {
@@ -275,8 +280,15 @@ measure() {
 	"$WORK/loadgen" check -h2 -url "$u2" || { note "$name" "HTTP/2 check failed"; return 1; }
 
 	log "$name: open loop at $RATE req/s for ${LAT_DURATION}s"
-	local p50 p90 p99 lag errs
+	local p50 p90 p99 lag errs b0 b1 t0=0 t1=0 s0 s1
+	b0=$(cpu_busy "$PROXY_CPU") s0=$(date +%s.%N)
+	[ -z "$pid" ] || t0=$(ticks "$pid")
 	read -r p50 p90 p99 lag errs < <(latency_run "$u1")
+	b1=$(cpu_busy "$PROXY_CPU") s1=$(date +%s.%N)
+	[ -z "$pid" ] || t1=$(ticks "$pid")
+	# The proxy CPU's busy share that was not the proxy's: other work on it.
+	add OTHER "$name" "$(awk -v b=$((b1 - b0 - (t1 - t0))) -v s="$(awk -v a="$s0" -v b="$s1" 'BEGIN {print b - a}')" \
+		-v hz="$(getconf CLK_TCK)" 'BEGIN {v = 100 * b / hz / s; printf "%.0f", v < 0 ? 0 : v}')"
 	add P50 "$name" "$p50"
 	add P90 "$name" "$p90"
 	add P99 "$name" "$p99"
@@ -285,7 +297,7 @@ measure() {
 
 	log "$name: HTTP/1.1 saturation, $CONNS connections, ${DURATION}s"
 	wrk_run "$u1" "$WARMUP" >/dev/null
-	local t0="" t1 rps reqs
+	local rps reqs
 	[ -z "$pid" ] || t0=$(ticks "$pid")
 	read -r rps reqs errs < <(wrk_run "$u1" "$DURATION")
 	[ -z "$pid" ] || t1=$(ticks "$pid")
@@ -460,7 +472,7 @@ mbs() {
 ALL_TARGETS="direct skein haproxy nginx httputil"
 
 table() {
-	local t label d1 d2 d50 d90 d99 r1 r2 lags=""
+	local t label d1 d2 d50 d90 d99 r1 r2 lags="" others=""
 	d1=$(med RPS1 direct %.0f) d2=$(med RPS2 direct %.0f)
 	d50=$(med P50 direct) d90=$(med P90 direct) d99=$(med P99 direct)
 	echo "| target | rps HTTP/1.1 | vs direct | rps HTTP/2 | vs direct | p50 ms (vs direct) | p90 ms (vs direct) | p99 ms (vs direct) | RSS idle MB | RSS load MB | RSS ${CLUSTERS} clusters MB | CPU s / 1k req |"
@@ -490,12 +502,13 @@ table() {
 				"$(med CPU1K "$t" %.4f)"
 		fi
 		lags+="${lags:+, }$t $(med LAG "$t" %.1f)"
+		others+="${others:+, }$t $(med OTHER "$t" %.0f)%"
 	done
 	echo
 	for t in $ALL_TARGETS; do
 		[ -n "$(med RPS1 "$t")" ] && [ -n "${NOTE[$t]:-}" ] && echo "- $t: ${NOTE[$t]}"
 	done
-	echo "- Open-loop generator's dispatch lag p99 (ms; Go timers tick at ~1 ms; much more means the load CPU was contended): $lags."
+	echo "- Noise in the latency runs: the open-loop generator's dispatch lag p99 in ms (Go's timers tick at ~1 ms; much more means the load CPU was contended): $lags; other work on the proxy CPU $PROXY_CPU, share of its time: $others."
 	echo "- Versions: $(haproxy -v | head -1 | awk '{print "HAProxy", $3}'), $(nginx -v 2>&1 | sed 's|.*/|nginx |'), wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), $(h2load --version | sed 's|.*nghttp2/|h2load (nghttp2) |'), $(go version | awk '{print $3}')${SKEIN_REV:+, skein-proxy $SKEIN_REV}."
 	echo "- Setup: each proxy pinned to CPU $PROXY_CPU (Go ones with GOMAXPROCS=1), load generators and the nginx 1 KB backend on CPU $LOAD_CPU; saturation ${DURATION}s after ${WARMUP}s warm-up, $CONNS connections (HTTP/2: x $STREAMS streams); latency open-loop at $RATE req/s over HTTP/1.1 for ${LAT_DURATION}s; RSS load is the peak (VmHWM) after both saturation runs; nginx's RSS and CPU are its master's and worker's together; CPU over the HTTP/1.1 saturation run; each cell the median of $ROUNDS round(s)."
 	echo "- Machine: $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), load average before the run $LOADAVG."
