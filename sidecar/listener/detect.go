@@ -27,6 +27,12 @@ import (
 // each read that keeps the bytes HTTP-like, so a slow HTTP client is not
 // cut off mid-line while a silent one costs one timeout.
 //
+// The passthrough skips the HCM's HTTP filters: on an inbound chain those
+// are its authorization (RBAC) filters. Until the authorization issue gives
+// the fallback the chain's policy, an assembly that enforces authorization
+// sets Config.Fallback to a handler that refuses inbound connections
+// (ConnInfo.Direction) rather than passing them through unchecked.
+//
 // A listener without use_original_dst has no original destination to fall
 // back to: there the bytes only choose between HTTP/2 (the preface) and
 // HTTP/1 (anything else, for the HCM to answer), and a connection silent

@@ -337,8 +337,8 @@ func (m *Manager) serve(c *net.TCPConn, gen *generation) {
 	info := &ConnInfo{
 		Listener:  l.Name,
 		Direction: l.Direction,
-		Source:    unmap(c.RemoteAddr().(*net.TCPAddr).AddrPort()),
-		Local:     unmap(c.LocalAddr().(*net.TCPAddr).AddrPort()),
+		Source:    addrPortOf(c.RemoteAddr()),
+		Local:     addrPortOf(c.LocalAddr()),
 	}
 	info.Destination = info.Local
 	if l.UseOriginalDst {
@@ -401,4 +401,13 @@ func (m *Manager) report(l *Listener, info *ConnInfo, why string) {
 
 func unmap(ap netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// addrPortOf returns a TCP address as an unmapped AddrPort; the zero one
+// for anything else.
+func addrPortOf(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok && ta != nil {
+		return unmap(ta.AddrPort())
+	}
+	return netip.AddrPort{}
 }

@@ -331,3 +331,54 @@ func TestAPIListenersAreSkipped(t *testing.T) {
 		t.Error("the API listener was bound, or the other one was not")
 	}
 }
+
+// gateType is a test-only network filter: its typed_config is a BoolValue;
+// it writes "gate:<value>" and passes the connection on only when true.
+const gateType = "type.googleapis.com/google.protobuf.BoolValue"
+
+func gateFactory(f *listenerv3.Filter) (Filter, error) {
+	var v wrapperspb.BoolValue
+	if err := f.GetTypedConfig().UnmarshalTo(&v); err != nil {
+		return Filter{}, err
+	}
+	return Filter{Network: wrapFunc(func(next ConnHandler) ConnHandler {
+		return ConnHandlerFunc(func(ctx context.Context, c net.Conn, info *ConnInfo) {
+			fmt.Fprintf(c, "gate:%v\n", v.GetValue())
+			if v.GetValue() {
+				next.ServeConn(ctx, c, info)
+			}
+		})
+	})}, nil
+}
+
+// TestNetworkFiltersRunBeforeTheTerminalOne: filters run in order, each
+// before the next, and one may refuse the connection.
+func TestNetworkFiltersRunBeforeTheTerminalOne(t *testing.T) {
+	m, err := NewManager(Config{Dialer: &testDialer{}, Filters: map[string]FilterFactory{gateType: gateFactory, answerType: answerFactory}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	gate := func(v bool) *listenerv3.Filter {
+		return &listenerv3.Filter{Name: "gate", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(t, wrapperspb.Bool(v))}}
+	}
+	if err := m.Update([]*listenerv3.Listener{
+		plain("open", gate(true), gate(true), answer(t, "served")),
+		plain("closed", gate(true), gate(false), answer(t, "served")),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{
+		"open":   "gate:true\ngate:true\nserved unknown hi\n",
+		"closed": "gate:true\ngate:false\n",
+	} {
+		c := dial(t, m.Addr(name))
+		if name == "open" { // the closed one would be reset for closing with unread bytes
+			io.WriteString(c, "hi\n")
+		}
+		got, err := io.ReadAll(c)
+		if err != nil || string(got) != want {
+			t.Errorf("listener %s: got %q, %v; want %q", name, got, err, want)
+		}
+	}
+}
