@@ -347,3 +347,68 @@ func TestStatsCountRequestsPerCluster(t *testing.T) {
 		}
 	}
 }
+
+// TestServeConnEndsWithItsContext: when the proxy gives up on a connection
+// (the drain deadline), ServeConn returns soon even while a request waits
+// on a silent upstream, or an Upgrade tunnel is idle.
+func TestServeConnEndsWithItsContext(t *testing.T) {
+	arrived := make(chan struct{}, 2)
+	silent := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-r.Context().Done()
+	})
+	ws := wsBackend(t)
+	hcm := inline(routeConfig("rc", vhost("all", []string{"*"}, toCluster("/ws", "ws"), toCluster("/", "silent"))))
+	hcm.UpgradeConfigs = []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket"}}
+	h, err := Compile(hcm, Deps{Clusters: clusterSet{"silent": cluster(t, "silent", false, silent.addr), "ws": cluster(t, "ws", false, ws.addr)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, request string
+		ready         func(c net.Conn)
+	}{
+		{"waiting for a response", "GET / HTTP/1.1\r\nHost: svc\r\n\r\n", func(net.Conn) { <-arrived }},
+		{"idle tunnel", "GET /ws HTTP/1.1\r\nHost: svc\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", func(c net.Conn) {
+			buf := make([]byte, 1)
+			c.Read(buf) // the 101 has started
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			client, server := tcpPair(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() {
+				h.ServeConn(ctx, server, &listener.ConnInfo{})
+				close(done)
+			}()
+			io.WriteString(client, tc.request)
+			tc.ready(client)
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(2 * time.Second):
+				t.Fatal("ServeConn still running 2s after its context ended")
+			}
+		})
+	}
+}
+
+// tcpPair is a connected pair of loopback TCP connections.
+func tcpPair(t *testing.T) (net.Conn, net.Conn) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); s.Close() })
+	return c, s
+}

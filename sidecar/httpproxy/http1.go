@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/skeinmesh/skein/sidecar/http1"
@@ -34,6 +35,9 @@ type conn1 struct {
 	x        Exchange
 	pc       upstream.PickContext
 	bodyDone bool // the request body was read (or there is none)
+	// cur is the upstream connection in use, for ServeConn to cut when
+	// the proxy gives up on the connection (drain deadline).
+	cur atomic.Pointer[upstream.Conn1]
 	buf      []byte
 	rid      [36]byte
 }
@@ -229,6 +233,7 @@ func (s *conn1) forward1(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 			status, reason := upstreamReason(err)
 			return s.localReply(status, reason, nil, wc.ResponseHeaders, nil), status, 0, 0
 		}
+		s.cur.Store(cn)
 		s.dc.setUp(cn.Conn, idle, hard)
 		err = http1.WriteRequestHead(cn.W, req)
 		if err == nil {
@@ -249,10 +254,12 @@ func (s *conn1) forward1(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 			break
 		}
 		reused := cn.Reused()
+		s.cur.Store(nil)
 		s.dc.setUp(nil, 0, time.Time{})
 		cn.SetDeadline(time.Time{})
 		cn.Release(false)
-		if reused && attempt == 0 && reqBody.Kind == http1.NoBody && !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, errDownstream) {
+		if reused && attempt == 0 && reqBody.Kind == http1.NoBody && idempotent(req) && s.ctx.Err() == nil &&
+			!errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, errDownstream) {
 			continue // the server closed an idle connection as we reused it
 		}
 		if errors.Is(err, errDownstream) {
@@ -270,6 +277,7 @@ func (s *conn1) forward1(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 	}
 	if resp.Upgrading() {
 		if !upgrading {
+			s.cur.Store(nil)
 			s.dc.setUp(nil, 0, time.Time{})
 			cn.Release(false)
 			return s.localReply(502, ReasonUpstreamProtocol, nil, wc.ResponseHeaders, nil), 502, 0, tx
@@ -287,6 +295,7 @@ func (s *conn1) forward1(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 		if err == nil {
 			rx, tx = s.tunnel(cn)
 		}
+		s.cur.Store(nil)
 		cn.Release(false)
 		return false, status, rx, tx
 	}
@@ -303,6 +312,7 @@ func (s *conn1) forward1(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 	if err == nil {
 		rx, err = http1.CopyBody(s.bw, cn.R, in, out)
 	}
+	s.cur.Store(nil)
 	s.dc.setUp(nil, 0, time.Time{})
 	cn.SetDeadline(time.Time{})
 	if err != nil {
@@ -312,6 +322,12 @@ func (s *conn1) forward1(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 	}
 	cn.Release(upKeep)
 	return keep, status, rx, tx
+}
+
+// idempotent reports whether a request may be sent again (RFC 9110 §9.2.2).
+func idempotent(req *http1.RequestHead) bool {
+	return req.MethodIs("GET") || req.MethodIs("HEAD") || req.MethodIs("OPTIONS") ||
+		req.MethodIs("TRACE") || req.MethodIs("PUT") || req.MethodIs("DELETE")
 }
 
 // errDownstream marks a failure on the downstream side while sending the

@@ -30,7 +30,12 @@ func (h *Handler) ServeConn(ctx context.Context, c net.Conn, info *listener.Conn
 			http1.PutReader(s.br)
 		}
 	}()
-	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, func() {
+		c.SetDeadline(time.Unix(1, 0))
+		if cn := s.cur.Load(); cn != nil {
+			cn.SetDeadline(time.Unix(1, 0))
+		}
+	})
 	defer stop()
 	h2 := false
 	switch {
