@@ -38,8 +38,8 @@ type conn1 struct {
 	// cur is the upstream connection in use, for ServeConn to cut when
 	// the proxy gives up on the connection (drain deadline).
 	cur atomic.Pointer[upstream.Conn1]
-	buf      []byte
-	rid      [36]byte
+	buf []byte
+	rid [36]byte
 }
 
 // serveOne serves one request and reports whether the connection goes on.
