@@ -142,14 +142,22 @@ func eventually(t *testing.T, d time.Duration, f func() string) {
 	}
 }
 
+// exited says why the proxy is no longer running, "" while it runs.
+func (p *proc) exited() string {
+	select {
+	case <-p.done:
+		return "skein-proxy exited: " + fmt.Sprint(p.err)
+	default:
+		return ""
+	}
+}
+
 // waitReady waits for the admin's /ready and the health port's readiness.
 func (p *proc) waitReady() {
 	p.t.Helper()
 	eventually(p.t, 10*time.Second, func() string {
-		select {
-		case <-p.done:
-			return "skein-proxy exited: " + fmt.Sprint(p.err)
-		default:
+		if msg := p.exited(); msg != "" {
+			return msg
 		}
 		if code, body := get(p.admin + "/ready"); code != 200 {
 			return fmt.Sprintf("admin /ready: %d %s", code, body)
