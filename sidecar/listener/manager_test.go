@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -380,5 +381,49 @@ func TestNetworkFiltersRunBeforeTheTerminalOne(t *testing.T) {
 		if err != nil || string(got) != want {
 			t.Errorf("listener %s: got %q, %v; want %q", name, got, err, want)
 		}
+	}
+}
+
+// TestIPv6Addresses: "::1" listens on IPv6; "::" with ipv4_compat also
+// takes IPv4 connections, without it only IPv6 ones (Envoy's rule).
+func TestIPv6Addresses(t *testing.T) {
+	if ln, err := net.Listen("tcp6", "[::1]:0"); err != nil {
+		t.Skipf("skipped: no IPv6 loopback: %v", err)
+	} else {
+		ln.Close()
+	}
+	m := newManager(t, &testDialer{}, Config{})
+	compat := &listenerv3.Listener{Name: "compat", Address: socketAddr("::", 0),
+		FilterChains: []*listenerv3.FilterChain{chain("", nil, answer(t, "compat"))}}
+	compat.Address.GetSocketAddress().Ipv4Compat = true
+	v6only := &listenerv3.Listener{Name: "v6only", Address: socketAddr("::", 0),
+		FilterChains: []*listenerv3.FilterChain{chain("", nil, answer(t, "v6only"))}}
+	loop6 := &listenerv3.Listener{Name: "loop6", Address: socketAddr("::1", 0),
+		FilterChains: []*listenerv3.FilterChain{chain("", nil, answer(t, "loop6"))}}
+	if err := m.Update([]*listenerv3.Listener{loop6, compat, v6only}); err != nil {
+		t.Fatal(err)
+	}
+	portOf := func(name string) string { return strconv.Itoa(m.Addr(name).(*net.TCPAddr).Port) }
+	if got := ask(t, dial(t, m.Addr("loop6")), "x"); got != "loop6 unknown x" {
+		t.Errorf("::1 answered %q", got)
+	}
+	for _, tc := range []struct {
+		name, addr string
+		works      bool
+	}{
+		{"ipv4_compat takes IPv4", "127.0.0.1:" + portOf("compat"), true},
+		{"ipv4_compat takes IPv6", "[::1]:" + portOf("compat"), true},
+		{"without ipv4_compat, IPv6 only", "127.0.0.1:" + portOf("v6only"), false},
+		{"without ipv4_compat, IPv6", "[::1]:" + portOf("v6only"), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.DialTimeout("tcp", tc.addr, 2*time.Second)
+			if err == nil {
+				defer c.Close()
+			}
+			if (err == nil) != tc.works {
+				t.Errorf("dial %s: %v, want working %v", tc.addr, err, tc.works)
+			}
+		})
 	}
 }
