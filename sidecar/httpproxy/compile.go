@@ -73,8 +73,8 @@ type Deps struct {
 	// like. The router (RouterType) is built in and must not be listed.
 	// nil: no HTTP filter but the router.
 	Filters map[string]HTTPFilterFactory
-	// Log receives connection-level failures at V(1); the zero Logger
-	// discards them.
+	// Log receives every local reply that reports a failure (with its
+	// reason, request and cluster) at V(1); the zero Logger discards them.
 	Log logr.Logger
 }
 
@@ -91,8 +91,9 @@ const (
 	CodecHTTP2
 )
 
-// Handler is a compiled HttpConnectionManager: immutable, shared by every
-// connection its listener accepted under this config. It is the terminal
+// Handler is a compiled HttpConnectionManager: immutable (its exported
+// fields are for reading), shared by every connection its listener
+// accepted under this config. It is the terminal
 // network filter of its chain (listener.ConnHandler).
 type Handler struct {
 	// Name is stat_prefix.

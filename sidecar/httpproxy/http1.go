@@ -428,6 +428,10 @@ func (s *conn1) localReply(status int, reason Reason, body []byte, edits router.
 			resp.Header.Add("content-type", "text/plain")
 		}
 	default:
+		if l := s.h.deps.Log.V(1); l.Enabled() {
+			l.Info("local reply", "reason", string(reason), "status", status, "method", string(req.Method()),
+				"authority", string(req.Authority()), "path", string(req.Path()), "cluster", s.x.Cluster, "source", s.src.String())
+		}
 		resp.Header.Add(HeaderReason, string(reason))
 		resp.Header.Add("content-type", "text/plain")
 		text = reason.describe()

@@ -301,6 +301,10 @@ func (p *stream2) reply(w http.ResponseWriter, x *Exchange, status int, reason R
 			hdr.Set("Content-Type", "text/plain")
 		}
 	default:
+		if l := p.h.deps.Log.V(1); l.Enabled() {
+			l.Info("local reply", "reason", string(reason), "status", status, "grpc", x.GRPC,
+				"path", string(x.Request.Path()), "cluster", x.Cluster, "source", p.src.String())
+		}
 		hdr.Set(HeaderReason, string(reason))
 		text = reason.describe()
 		if x.reply.set && x.reply.body != "" {
