@@ -11,11 +11,14 @@ import (
 	"testing"
 	"time"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/skeinmesh/skein/sidecar/upstream"
 )
 
 // oneBackend is a proxy with every request routed to one backend.
@@ -530,4 +533,46 @@ func TestHTTP1Timeouts(t *testing.T) {
 			t.Errorf("%d %q %q", resp.StatusCode, resp.Header.Get(HeaderReason), body)
 		}
 	})
+}
+
+func TestHTTP1HashPolicyPinsHost(t *testing.T) {
+	a := startBackend(t, named("a"))
+	b := startBackend(t, named("b"))
+	cl := cluster(t, "ring", false, a.addr, b.addr)
+	pb := protoClone(cl.Proto())
+	pb.LbPolicy = clusterv3.Cluster_RING_HASH
+	ring, err := upstream.Compile(pb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ring.Close)
+	r := toCluster("/", "ring")
+	r.GetRoute().HashPolicy = []*routev3.RouteAction_HashPolicy{{PolicySpecifier: &routev3.RouteAction_HashPolicy_Header_{
+		Header: &routev3.RouteAction_HashPolicy_Header{HeaderName: "x-user"},
+	}}}
+	p := startProxy(t, inline(routeConfig("rc", vhost("all", []string{"*"}, r))), Deps{Clusters: clusterSet{"ring": ring}})
+	c, _ := client(t, p.addr)
+	seen := map[string]bool{} // backends over all users
+	for u := range 20 {
+		var first string
+		for i := range 5 {
+			req, _ := http.NewRequest("GET", "http://svc/", nil)
+			req.Header.Set("X-User", "user-"+itoaT(u))
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			got := resp.Header.Get("X-Backend")
+			if i == 0 {
+				first = got
+			} else if got != first {
+				t.Fatalf("user %d went to %s then %s", u, first, got)
+			}
+		}
+		seen[first] = true
+	}
+	if len(seen) != 2 {
+		t.Errorf("20 users all hashed to %v", seen)
+	}
 }
