@@ -46,8 +46,9 @@ type ControlPlane struct {
 	settings *meshconfig.Store
 	log      logr.Logger
 
-	// dirty is set by MeshChanged and cleared when a model is loaded.
-	dirty atomic.Bool
+	// changes counts MeshChanged calls; a state is current while the
+	// count it was loaded at is the count now.
+	changes atomic.Uint64
 	// mu serialises loading the model.
 	mu    sync.Mutex
 	state atomic.Pointer[state]
@@ -56,9 +57,17 @@ type ControlPlane struct {
 // state is one model and what was translated from it so far.
 type state struct {
 	model *mesh.Model
-	// outbound holds *outboundEntry by namespace: the part of the config
-	// that every proxy of a namespace shares, translated once.
+	// loadedAt is the change count before the model was read.
+	loadedAt uint64
+	// outbound holds *outboundEntry by namespace and kind of proxy: the
+	// part of the config that every such proxy of a namespace shares,
+	// translated once.
 	outbound sync.Map
+}
+
+type outboundKey struct {
+	namespace string
+	proxyless bool
 }
 
 type outboundEntry struct {
@@ -69,7 +78,6 @@ type outboundEntry struct {
 // New returns a control plane for o.
 func New(o Options) *ControlPlane {
 	c := &ControlPlane{reader: o.Reader, settings: o.Settings, log: o.Logger}
-	c.dirty.Store(true)
 	c.Server = server.New(server.Options{
 		Generate:      c.generate,
 		Authenticator: o.Authenticator,
@@ -82,7 +90,7 @@ func New(o Options) *ControlPlane {
 // MeshChanged records that an object the model is built from changed and
 // asks the server for a (debounced) push. It does not block.
 func (c *ControlPlane) MeshChanged() {
-	c.dirty.Store(true)
+	c.changes.Add(1)
 	c.Server.Trigger()
 }
 
@@ -120,7 +128,7 @@ func (c *ControlPlane) generate(ctx context.Context, p mesh.Proxy) (server.Confi
 	if err != nil {
 		return server.Config{}, err
 	}
-	r := translate.ForProxyFrom(st.model, p, st.outboundFor(p.Namespace))
+	r := translate.ForProxyFrom(st.model, p, st.outboundFor(p.Namespace, p.Pod == ""))
 	return server.Config{
 		Resources: map[string][]types.Resource{
 			resource.ListenerType: asResources(r.Listeners),
@@ -133,35 +141,68 @@ func (c *ControlPlane) generate(ctx context.Context, p mesh.Proxy) (server.Confi
 }
 
 // current returns the state for the latest model, loading a new model
-// first when something changed since the last one.
+// first when something changed since the last one was read.
 func (c *ControlPlane) current(ctx context.Context) (*state, error) {
-	if st := c.state.Load(); st != nil && !c.dirty.Load() {
+	if st := c.state.Load(); st != nil && st.loadedAt == c.changes.Load() {
 		return st, nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if st := c.state.Load(); st != nil && !c.dirty.Load() {
+	// Read before the model: a change during the load leaves this state
+	// stale, and the next generation loads again.
+	at := c.changes.Load()
+	if st := c.state.Load(); st != nil && st.loadedAt == at {
 		return st, nil // another proxy's generation loaded it meanwhile
 	}
-	// Cleared before reading, so that a change during the load marks the
-	// new model stale again.
-	c.dirty.Store(false)
 	m, err := mesh.Load(ctx, c.reader, c.settings.Current())
 	if err != nil {
-		c.dirty.Store(true)
 		return nil, fmt.Errorf("load the mesh model: %w", err)
 	}
-	st := &state{model: m}
+	st := &state{model: m, loadedAt: at}
 	c.state.Store(st)
 	return st, nil
 }
 
-// outboundFor returns namespace's outbound config, translating it on first use.
-func (st *state) outboundFor(namespace string) *translate.Resources {
-	v, _ := st.outbound.LoadOrStore(namespace, &outboundEntry{})
+// outboundFor returns the outbound config shared by the namespace's proxies
+// of one kind, translating it on first use. Sidecars do not get the API
+// listeners (and their route configurations) meant for proxyless gRPC
+// clients: they would not use them, and at 1,000 proxies they are half the
+// work of a push.
+func (st *state) outboundFor(namespace string, proxyless bool) *translate.Resources {
+	v, _ := st.outbound.LoadOrStore(outboundKey{namespace, proxyless}, &outboundEntry{})
 	e := v.(*outboundEntry)
-	e.once.Do(func() { e.res = translate.Outbound(st.model, namespace) })
+	e.once.Do(func() {
+		e.res = translate.Outbound(st.model, namespace)
+		if !proxyless {
+			e.res = withoutAPIListeners(e.res)
+		}
+	})
 	return e.res
+}
+
+// withoutAPIListeners returns r without its API listeners and the route
+// configurations of the same names. r is not modified.
+func withoutAPIListeners(r *translate.Resources) *translate.Resources {
+	dropped := map[string]bool{}
+	out := *r
+	out.Listeners = nil
+	for _, l := range r.Listeners {
+		if l.GetApiListener() != nil {
+			dropped[l.GetName()] = true
+			continue
+		}
+		out.Listeners = append(out.Listeners, l)
+	}
+	if len(dropped) == 0 {
+		return r
+	}
+	out.Routes = nil
+	for _, rc := range r.Routes {
+		if !dropped[rc.GetName()] {
+			out.Routes = append(out.Routes, rc)
+		}
+	}
+	return &out
 }
 
 func asResources[T types.Resource](in []T) []types.Resource {

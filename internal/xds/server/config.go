@@ -10,7 +10,6 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/skeinmesh/skein/internal/mesh"
 )
@@ -40,7 +39,7 @@ var coreTypes = []string{resource.ClusterType, resource.EndpointType, resource.L
 // Resources inside an Any are hashed as their bytes: a Generator that puts
 // a map into an Any should marshal it deterministically, or an unchanged
 // proxy may be pushed an identical config under a new version.
-func buildSnapshot(cfg Config) (snap *cache.Snapshot, versions map[string]string, err error) {
+func buildSnapshot(h *hasher, cfg Config) (snap *cache.Snapshot, versions map[string]string, err error) {
 	byType := make(map[string][]types.Resource, len(coreTypes)+len(cfg.Resources))
 	for _, t := range coreTypes {
 		byType[t] = nil
@@ -48,14 +47,16 @@ func buildSnapshot(cfg Config) (snap *cache.Snapshot, versions map[string]string
 	for t, rs := range cfg.Resources {
 		byType[t] = rs
 	}
-	snap = &cache.Snapshot{}
+	// VersionMap is filled here, from the hasher, so that go-control-plane
+	// does not marshal and hash every resource again for delta streams.
+	snap = &cache.Snapshot{VersionMap: make(map[string]map[string]string, len(byType))}
 	versions = make(map[string]string, len(byType))
 	for t, rs := range byType {
 		idx := cache.GetResponseType(t)
 		if idx == types.UnknownType {
 			return nil, nil, fmt.Errorf("unknown resource type %q", t)
 		}
-		v, err := hashResources(rs)
+		v, byName, err := hashResources(h, rs)
 		if err != nil {
 			return nil, nil, fmt.Errorf("hash %s resources: %w", shortType(t), err)
 		}
@@ -64,6 +65,7 @@ func buildSnapshot(cfg Config) (snap *cache.Snapshot, versions map[string]string
 			return nil, nil, fmt.Errorf("%s resources have duplicate names", shortType(t))
 		}
 		versions[t] = v
+		snap.VersionMap[t] = byName
 	}
 	if err := checkRouteAndEndpointReferences(snap); err != nil {
 		return nil, nil, err
@@ -74,28 +76,27 @@ func buildSnapshot(cfg Config) (snap *cache.Snapshot, versions map[string]string
 	return snap, versions, nil
 }
 
-// hashResources returns a version for resources: a hash of their names and
-// deterministic encodings, independent of their order.
-func hashResources(rs []types.Resource) (string, error) {
-	type named struct {
-		name string
-		b    []byte
-	}
-	all := make([]named, 0, len(rs))
+// hashResources returns the version of a type's resources, a hash of their
+// names and versions independent of their order, and each resource's
+// version by name (go-control-plane's VersionMap for delta streams).
+func hashResources(h *hasher, rs []types.Resource) (string, map[string]string, error) {
+	byName := make(map[string]string, len(rs))
+	names := make([]string, 0, len(rs))
 	for _, r := range rs {
-		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
+		v, err := h.hash(r)
 		if err != nil {
-			return "", fmt.Errorf("marshal %s: %w", cache.GetResourceName(r), err)
+			return "", nil, err
 		}
-		all = append(all, named{cache.GetResourceName(r), b})
+		name := cache.GetResourceName(r)
+		byName[name] = v
+		names = append(names, name)
 	}
-	slices.SortFunc(all, func(a, b named) int { return strings.Compare(a.name, b.name) })
-	h := sha256.New()
-	for _, n := range all {
-		fmt.Fprintf(h, "%d:%s%d:", len(n.name), n.name, len(n.b))
-		h.Write(n.b)
+	slices.Sort(names)
+	sum := sha256.New()
+	for _, n := range names {
+		fmt.Fprintf(sum, "%d:%s%s;", len(n), n, byName[n])
 	}
-	return hex.EncodeToString(h.Sum(nil)[:8]), nil
+	return hex.EncodeToString(sum.Sum(nil)[:8]), byName, nil
 }
 
 // shortType is a type URL's short name for logs and metric labels:

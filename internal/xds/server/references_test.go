@@ -36,7 +36,7 @@ func TestSnapshotWithAPIListenerIsPublished(t *testing.T) {
 	cfg.Resources[resource.RouteType] = append(cfg.Resources[resource.RouteType],
 		&routev3.RouteConfiguration{Name: "web.shop.svc.cluster.local:80"},
 		&routev3.RouteConfiguration{Name: "unreferenced"})
-	if _, _, err := buildSnapshot(cfg); err != nil {
+	if _, _, err := buildSnapshot(newHasher(), cfg); err != nil {
 		t.Fatalf("buildSnapshot refused a consistent snapshot: %v", err)
 	}
 }
@@ -62,7 +62,7 @@ func TestSnapshotWithDanglingReferencesIsRefused(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(spec{port: 8080, generation: 1})
 			tc.change(&cfg)
-			_, _, err := buildSnapshot(cfg)
+			_, _, err := buildSnapshot(newHasher(), cfg)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("buildSnapshot error = %v, want one containing %q", err, tc.want)
 			}

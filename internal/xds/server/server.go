@@ -67,6 +67,8 @@ type Server struct {
 	streams map[streamKey]*streamState
 
 	index sourceIndex
+	// hashes versions resources, remembering shared ones across proxies.
+	hashes *hasher
 
 	changes chan struct{}
 }
@@ -97,6 +99,7 @@ func New(o Options) *Server {
 		streams:  map[streamKey]*streamState{},
 		index:    sourceIndex{refs: map[ObjectKey]map[*proxyState]int64{}},
 		changes:  make(chan struct{}, 1),
+		hashes:   newHasher(),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.cache = newCaches(cpLogger{log.WithName("cache")}, s.nackedVersion)
@@ -159,6 +162,7 @@ func (s *Server) regenerateAll(ctx context.Context, changed time.Time) {
 	}
 	s.mu.Unlock()
 	s.log.V(1).Info("regenerating proxies", "count", len(all), "sinceChange", time.Since(changed))
+	s.hashes.rotate()
 	var wg sync.WaitGroup
 	for _, ps := range all {
 		select {
@@ -187,7 +191,7 @@ func (s *Server) update(ctx context.Context, ps *proxyState, changed time.Time) 
 		log.Error(err, "Generating the proxy's config failed; it keeps its previous config")
 		return
 	}
-	snap, versions, err := buildSnapshot(cfg)
+	snap, versions, err := buildSnapshot(s.hashes, cfg)
 	if err != nil {
 		log.Error(err, "Inconsistent config not published; the proxy keeps its previous config")
 		return
