@@ -292,6 +292,7 @@ func (s *conn1) forward1(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 		s.dc.setUp(nil, 0, time.Time{})
 		s.dc.setRead(0, time.Time{})
 		cn.SetDeadline(time.Time{})
+		s.dc.cut(cn.Conn)
 		if err == nil {
 			rx, tx = s.tunnel(cn)
 		}

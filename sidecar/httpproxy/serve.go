@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/skeinmesh/skein/sidecar/http1"
@@ -31,9 +32,10 @@ func (h *Handler) ServeConn(ctx context.Context, c net.Conn, info *listener.Conn
 		}
 	}()
 	stop := context.AfterFunc(ctx, func() {
-		c.SetDeadline(time.Unix(1, 0))
+		s.dc.stopped.Store(true) // before the deadlines: see dconn
+		c.SetDeadline(past)
 		if cn := s.cur.Load(); cn != nil {
-			cn.SetDeadline(time.Unix(1, 0))
+			cn.SetDeadline(past)
 		}
 	})
 	defer stop()
@@ -104,6 +106,20 @@ type dconn struct {
 	upIdle   time.Duration
 	upHard   time.Time
 	upSet    time.Time
+	// stopped is set when the connection's context ended, just before its
+	// deadlines are set in the past; every later deadline change checks it
+	// so that none undoes them.
+	stopped atomic.Bool
+}
+
+// past is the deadline of a connection being cut.
+var past = time.Unix(1, 0)
+
+// cut puts the deadlines of c in the past if the connection was stopped.
+func (d *dconn) cut(c net.Conn) {
+	if d.stopped.Load() {
+		c.SetDeadline(past)
+	}
 }
 
 // setRead sets the read timeouts for what follows.
@@ -111,6 +127,7 @@ func (d *dconn) setRead(idle time.Duration, hard time.Time) {
 	d.readIdle, d.readHard = idle, hard
 	d.readSet = time.Time{}
 	d.Conn.SetReadDeadline(deadline(time.Now(), idle, hard))
+	d.cut(d.Conn)
 }
 
 // setUp sets (or, with up nil, clears) the upstream connection whose read
@@ -123,6 +140,7 @@ func (d *dconn) setUp(up net.Conn, idle time.Duration, hard time.Time) {
 	if up != nil {
 		up.SetReadDeadline(d.upSet)
 		up.SetWriteDeadline(hard)
+		d.cut(up)
 	}
 }
 
@@ -150,6 +168,7 @@ func (d *dconn) Read(b []byte) (int, error) {
 		if next := deadline(time.Now(), d.readIdle, d.readHard); moved(next, d.readSet, d.readIdle) {
 			d.readSet = next
 			d.Conn.SetReadDeadline(next)
+			d.cut(d.Conn)
 		}
 	}
 	return d.Conn.Read(b)
@@ -160,6 +179,7 @@ func (d *dconn) Write(b []byte) (int, error) {
 		if next := deadline(time.Now(), d.upIdle, d.upHard); moved(next, d.upSet, d.upIdle) {
 			d.upSet = next
 			d.up.SetReadDeadline(next)
+			d.cut(d.up)
 		}
 	}
 	return d.Conn.Write(b)
