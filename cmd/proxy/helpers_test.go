@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "skein-proxy")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", append(append([]string{"build"}, buildFlags...), "-o", binary, ".")...).CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "go build: %v: %s\n", err, out)
 		os.Exit(1)
 	}
@@ -104,6 +104,9 @@ func startProxy(t *testing.T, env []string, args ...string) *proc {
 		default:
 			_ = p.cmd.Process.Kill()
 			<-p.done
+		}
+		if strings.Contains(p.log.String(), "DATA RACE") {
+			t.Error("the race detector found a race in skein-proxy")
 		}
 		if t.Failed() {
 			t.Logf("skein-proxy log:\n%s", p.log.String())
