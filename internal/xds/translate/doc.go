@@ -45,7 +45,8 @@
 // the /32 (or /128) and destination port. A headless service (no
 // ClusterIP) has no chain: it is reached through the default chain.
 // HTTP, HTTP2, GRPC and AUTO ports get an HTTP connection manager with RDS
-// route configuration "<port>"; AUTO is treated as HTTP (the proxy sniffs
+// route configuration "<port>" that lets WebSocket upgrades through
+// (upgrade_configs, as Istio sets; inbound HCMs too); AUTO is treated as HTTP (the proxy sniffs
 // the protocol and falls back to TCP itself) and its clusters use the
 // downstream protocol. TCP ports get tcp_proxy to the port's cluster, or
 // weighted_clusters when the policy's first route with backends splits (the

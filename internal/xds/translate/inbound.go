@@ -123,6 +123,6 @@ func inboundChain(tp int32, cluster string, tcp bool, set rbacSet) *listenerv3.F
 			}},
 		}},
 	}
-	fc.Filters = []*listenerv3.Filter{networkFilter(hcmFilter, inlineHCM(name, rc, httpFilters(false, rbacFilters...)))}
+	fc.Filters = []*listenerv3.Filter{networkFilter(hcmFilter, withWebSocket(inlineHCM(name, rc, httpFilters(false, rbacFilters...))))}
 	return fc
 }

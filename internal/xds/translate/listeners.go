@@ -42,6 +42,14 @@ func rdsHCM(statPrefix, routeConfig string, fault bool) *hcmv3.HttpConnectionMan
 	}
 }
 
+// withWebSocket lets WebSocket upgrades through h, as Istio does on every
+// sidecar HCM (Envoy refuses an Upgrade the HCM does not name). API
+// listeners do without: gRPC does not upgrade.
+func withWebSocket(h *hcmv3.HttpConnectionManager) *hcmv3.HttpConnectionManager {
+	h.UpgradeConfigs = []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket"}}
+	return h
+}
+
 // inlineHCM is an HTTP connection manager with its route config inline.
 func inlineHCM(statPrefix string, rc *routev3.RouteConfiguration, filters []*hcmv3.HttpFilter) *hcmv3.HttpConnectionManager {
 	return &hcmv3.HttpConnectionManager{

@@ -243,7 +243,7 @@ func (o *outbound) httpChain(ip string, port int32, fault bool) *listenerv3.Filt
 	return &listenerv3.FilterChain{
 		Name:             name,
 		FilterChainMatch: chainMatch(ip, port),
-		Filters:          []*listenerv3.Filter{networkFilter(hcmFilter, rdsHCM("outbound_"+name, RouteConfigName(port), fault))},
+		Filters:          []*listenerv3.Filter{networkFilter(hcmFilter, withWebSocket(rdsHCM("outbound_"+name, RouteConfigName(port), fault)))},
 	}
 }
 
