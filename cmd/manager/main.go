@@ -35,6 +35,7 @@ func main() {
 		webhookOpts            crwebhook.Options
 		opts                   controllers.Options
 		xdsAddr, xdsAuth       string
+		pprofAddr              string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; 0 turns it off.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, to callers authorized by the API server.")
@@ -52,6 +53,7 @@ func main() {
 	flag.StringVar(&xdsAddr, "xds-bind-address", ":15012", "Address the xDS server (ADS over gRPC) listens on; 0 turns the control plane off.")
 	flag.StringVar(&xdsAuth, "xds-authentication", "tokenreview", "How the xDS server identifies proxies: tokenreview (the pod's projected "+
 		"service-account token, audience skein, checked with the API server) or none (benchmarks and local development only).")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "0", "Address of Go's pprof endpoints, for profiling (e.g. 127.0.0.1:6060); 0 turns them off.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -82,6 +84,7 @@ func main() {
 		LeaderElectionID:       "skein-operator.skein.io",
 		Cache:                  controllers.CacheOptions(opts),
 		WebhookServer:          crwebhook.NewServer(webhookOpts),
+		PprofBindAddress:       pprofAddr,
 	})
 	if err != nil {
 		log.Error(err, "Unable to create the manager")
