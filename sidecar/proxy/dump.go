@@ -101,8 +101,14 @@ func ts(r *resource) *timestamppb.Timestamp { return timestamppb.New(r.updated) 
 // Clusters lists the applied clusters, in name order, with their hosts:
 // health, requests in flight (TCP proxy connections count as requests).
 // Open connections per host are not tracked yet and show as 0.
+//
+// It holds the config lock throughout: lb.Host's Weight and Priority are
+// written by endpoint updates (lb.Merge) without synchronisation, so they
+// are read here only while no update runs. DNS clusters' refreshes still
+// race with it (see upstream.Cluster.Hosts).
 func (p *Proxy) Clusters() []admin.ClusterStatus {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	names := map[string]bool{}
 	for _, set := range []map[string]*resource{p.static.clusters, p.dynamic.clusters} {
 		for n := range set {
@@ -114,7 +120,6 @@ func (p *Proxy) Clusters() []admin.ClusterStatus {
 			names[n] = true
 		}
 	}
-	p.mu.Unlock()
 	var out []admin.ClusterStatus
 	for _, name := range slices.Sorted(maps.Keys(names)) {
 		c := p.clusters.Get(name)
