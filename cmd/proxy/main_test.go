@@ -47,3 +47,16 @@ func TestWaitGivesUp(t *testing.T) {
 		t.Errorf("wait on nothing: %v, %s", err, out)
 	}
 }
+
+// TestSidecarWithoutIdentityExits1: an injected proxy (SKEIN_XDS_ADDRESS
+// set) whose pod fields are missing cannot name itself to the control
+// plane: it says which and exits 1 instead of running without config.
+func TestSidecarWithoutIdentityExits1(t *testing.T) {
+	cmd := exec.Command(binary, "--outbound-port", freePort(t), "--inbound-port", freePort(t), "--health-port", freePort(t),
+		"--stats-port", freePort(t), "--admin-address", "127.0.0.1:"+freePort(t))
+	cmd.Env = append(os.Environ(), "SKEIN_XDS_ADDRESS=127.0.0.1:"+freePort(t), "POD_NAMESPACE=default", "POD_IP=127.0.0.1")
+	out, err := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); err == nil || code != 1 || !strings.Contains(string(out), "POD_NAME") {
+		t.Errorf("exit %d, output %s; want 1 naming POD_NAME", code, out)
+	}
+}

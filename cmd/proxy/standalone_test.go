@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -120,7 +121,21 @@ func TestStandalone(t *testing.T) {
 		}
 		return ""
 	})
-	p.stop(10 * time.Second)
+
+	// /quitquitquit exits as SIGTERM does.
+	resp, err := http.Post(p.admin+"/quitquitquit", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	select {
+	case <-p.done:
+		if p.err != nil {
+			t.Errorf("exit after /quitquitquit: %v", p.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("still running 10 s after /quitquitquit")
+	}
 }
 
 // value is the value of the series of family name whose label has that
