@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -108,6 +110,59 @@ func TestXDS(t *testing.T) {
 	eventually(t, 30*time.Second, func() string { return through(m.outboundPort, "b") + through(m.httpPort, "b") })
 	if srv.refused != 0 {
 		t.Errorf("%d streams came without the pod's token", srv.refused)
+	}
+	p.stop(10 * time.Second)
+}
+
+// TestBootstrapADS runs skein-proxy from an Envoy bootstrap whose
+// dynamic_resources name a static cluster for ADS, state of the world this
+// time, with the token from --xds-token-file: its listeners, routes,
+// clusters and endpoints arrive and traffic flows.
+func TestBootstrapADS(t *testing.T) {
+	be := startBackend(t, "sotw")
+	srv := startXDS(t, "")
+	m := mesh{outboundPort: freePort(t), httpPort: freePort(t), backends: []*backend{be}}
+	srv.set(m.snapshot(t, "1"))
+	host, port, _ := net.SplitHostPort(srv.addr)
+	ap := freePort(t)
+	cfg := lines(
+		"node: {id: \""+nodeID+"\", cluster: web}",
+		"admin: {address: {socket_address: {address: 127.0.0.1, port_value: "+ap+"}}}",
+		"dynamic_resources:",
+		"  ads_config: {api_type: GRPC, transport_api_version: V3, grpc_services: [{envoy_grpc: {cluster_name: xds}}]}",
+		"  lds_config: {ads: {}, resource_api_version: V3}",
+		"  cds_config: {ads: {}, resource_api_version: V3}",
+		"static_resources:",
+		"  clusters:",
+		"  - name: xds",
+		"    type: STATIC",
+		"    connect_timeout: 1s",
+		"    typed_extension_protocol_options:",
+		"      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:",
+		`        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions`,
+		"        explicit_http_config: {http2_protocol_options: {}}",
+		"    load_assignment:",
+		"      cluster_name: xds",
+		"      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: "+host+", port_value: "+port+"}}}}]}]",
+	)
+	dir := t.TempDir()
+	path, token := filepath.Join(dir, "bootstrap.yaml"), filepath.Join(dir, "token")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(token, []byte(testToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startProxy(t, nil, "-c", path, "--xds-token-file", token)
+	p.admin = "http://127.0.0.1:" + ap
+	p.waitReady()
+	for _, port := range []string{m.outboundPort, m.httpPort} {
+		if code, body := get("http://127.0.0.1:" + port + "/"); code != 200 || body != "sotw" {
+			t.Errorf("through port %s: %d %q", port, code, body)
+		}
+	}
+	if _, clusters := get(p.admin + "/clusters"); !strings.Contains(clusters, "xds::"+srv.addr+"::") {
+		t.Errorf("/clusters does not show the static xds cluster:\n%s", clusters)
 	}
 	p.stop(10 * time.Second)
 }

@@ -75,6 +75,7 @@ func (p *Proxy) apply(typeURL string, resources map[string]*anypb.Any) error {
 		p.ldsDone = true
 		if p.fallback != nil {
 			p.fallback = nil
+			p.log.Info("the control plane's listeners replace the capture fallback")
 			// The fallback's cluster goes too (or gives way to CDS's).
 			if err := p.updateClusters(p.dynamic.clusters, nil); err != nil {
 				p.log.Warn("clusters without the fallback", "err", err)
