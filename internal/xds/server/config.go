@@ -67,10 +67,7 @@ func buildSnapshot(h *hasher, cfg Config) (snap *cache.Snapshot, versions map[st
 		versions[t] = v
 		snap.VersionMap[t] = byName
 	}
-	if err := checkRouteAndEndpointReferences(snap); err != nil {
-		return nil, nil, err
-	}
-	if err := checkClusterReferences(snap); err != nil {
+	if err := checkReferences(h, snap); err != nil {
 		return nil, nil, err
 	}
 	return snap, versions, nil

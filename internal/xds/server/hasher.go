@@ -25,41 +25,69 @@ import (
 // neither that round nor the one before used.
 type hasher struct {
 	mu        sync.Mutex
-	cur, prev map[types.Resource]string
+	cur, prev map[types.Resource]*known
+}
+
+// known is what the hasher remembers of one resource object.
+type known struct {
+	version string
+	// refs, computed on first use (refsOnce), are the names the resource
+	// refers to, for the consistency check.
+	refsOnce sync.Once
+	refs     refs
 }
 
 func newHasher() *hasher {
-	return &hasher{cur: map[types.Resource]string{}, prev: map[types.Resource]string{}}
+	return &hasher{cur: map[types.Resource]*known{}, prev: map[types.Resource]*known{}}
 }
 
 // rotate starts a new generation.
 func (h *hasher) rotate() {
 	h.mu.Lock()
-	h.prev, h.cur = h.cur, make(map[types.Resource]string, len(h.cur))
+	h.prev, h.cur = h.cur, make(map[types.Resource]*known, len(h.cur))
 	h.mu.Unlock()
+}
+
+// lookup returns what is known of r, nil if nothing.
+func (h *hasher) lookup(r types.Resource) *known {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	k, ok := h.cur[r]
+	if !ok {
+		if k, ok = h.prev[r]; ok {
+			h.cur[r] = k
+		}
+	}
+	return k
 }
 
 // hash returns r's version.
 func (h *hasher) hash(r types.Resource) (string, error) {
-	h.mu.Lock()
-	v, ok := h.cur[r]
-	if !ok {
-		if v, ok = h.prev[r]; ok {
-			h.cur[r] = v
-		}
-	}
-	h.mu.Unlock()
-	if ok {
-		return v, nil
+	if k := h.lookup(r); k != nil {
+		return k.version, nil
 	}
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
 	if err != nil {
 		return "", fmt.Errorf("marshal %s: %w", cache.GetResourceName(r), err)
 	}
 	sum := sha256.Sum256(b)
-	v = hex.EncodeToString(sum[:12])
+	k := &known{version: hex.EncodeToString(sum[:12])}
 	h.mu.Lock()
-	h.cur[r] = v
+	if prior, ok := h.cur[r]; ok {
+		k = prior // another goroutine got there first; keep one entry
+	} else {
+		h.cur[r] = k
+	}
 	h.mu.Unlock()
-	return v, nil
+	return k.version, nil
+}
+
+// refs returns the names r refers to, remembered if r was hashed.
+func (h *hasher) refs(r types.Resource) refs {
+	k := h.lookup(r)
+	if k == nil {
+		return resourceRefs(r)
+	}
+	k.refsOnce.Do(func() { k.refs = resourceRefs(r) })
+	return k.refs
 }

@@ -13,156 +13,137 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
-// checkRouteAndEndpointReferences returns an error naming the first EDS
-// cluster without its ClusterLoadAssignment, or the first RDS route
-// configuration a listener names that the snapshot lacks. Unlike
-// go-control-plane's Consistent, it allows resources nothing references (a
-// proxyless gRPC client subscribes to some listeners by name and never to
-// the sidecar's, whose routes are then unreferenced) and it follows RDS
-// names inside API listeners, which Consistent does not.
-func checkRouteAndEndpointReferences(snap *cache.Snapshot) error {
-	endpoints := snap.Resources[types.Endpoint].Items
-	for name, r := range snap.Resources[types.Cluster].Items {
-		c, ok := r.Resource.(*clusterv3.Cluster)
-		if !ok || c.GetType() != clusterv3.Cluster_EDS {
-			continue
-		}
-		want := c.GetEdsClusterConfig().GetServiceName()
-		if want == "" {
-			want = name
-		}
-		if _, ok := endpoints[want]; !ok {
-			return fmt.Errorf("EDS cluster %q has no ClusterLoadAssignment %q in the snapshot", name, want)
-		}
-	}
-	routes := snap.Resources[types.Route].Items
-	for name, r := range snap.Resources[types.Listener].Items {
-		l, ok := r.Resource.(*listenerv3.Listener)
-		if !ok {
-			continue
-		}
-		for _, rds := range rdsNames(l) {
-			if _, ok := routes[rds]; !ok {
-				return fmt.Errorf("listener %q takes route configuration %q from RDS, which is not in the snapshot", name, rds)
-			}
-		}
-	}
-	return nil
+// refs are the names one resource refers to.
+type refs struct {
+	// rds are the route configurations a listener's HTTP connection
+	// managers take from RDS (in a filter chain or an API listener).
+	rds []string
+	// clusters are the clusters a listener's TCP proxies and inline routes,
+	// or a route configuration's routes, send to.
+	clusters []string
+	// eds is the ClusterLoadAssignment an EDS cluster needs.
+	eds string
 }
 
-// rdsNames returns the route configuration names l's HTTP connection
-// managers take from RDS.
-func rdsNames(l *listenerv3.Listener) []string {
-	var out []string
-	add := func(cfg *anypb.Any) {
-		hcm := &hcmv3.HttpConnectionManager{}
-		if cfg == nil || !cfg.MessageIs(hcm) || cfg.UnmarshalTo(hcm) != nil {
-			return
+// resourceRefs extracts r's references. It unmarshals the typed configs
+// inside listeners, which is most of a consistency check's cost, so the
+// server remembers the result per resource object (see hasher).
+func resourceRefs(r types.Resource) refs {
+	var out refs
+	switch r := r.(type) {
+	case *clusterv3.Cluster:
+		if r.GetType() == clusterv3.Cluster_EDS {
+			out.eds = r.GetEdsClusterConfig().GetServiceName()
+			if out.eds == "" {
+				out.eds = r.GetName()
+			}
 		}
-		if n := hcm.GetRds().GetRouteConfigName(); n != "" {
-			out = append(out, n)
+	case *routev3.RouteConfiguration:
+		out.clusters = routeClusters(out.clusters, r)
+	case *listenerv3.Listener:
+		chains := r.GetFilterChains()
+		if dc := r.GetDefaultFilterChain(); dc != nil {
+			chains = append(chains[:len(chains):len(chains)], dc)
 		}
-	}
-	chains := l.GetFilterChains()
-	if dc := l.GetDefaultFilterChain(); dc != nil {
-		chains = append(chains[:len(chains):len(chains)], dc)
-	}
-	for _, fc := range chains {
-		for _, f := range fc.GetFilters() {
-			add(f.GetTypedConfig())
+		for _, fc := range chains {
+			for _, f := range fc.GetFilters() {
+				out = filterRefs(out, f.GetTypedConfig())
+			}
 		}
+		out = filterRefs(out, r.GetApiListener().GetApiListener())
 	}
-	add(l.GetApiListener().GetApiListener())
 	return out
 }
 
-// checkClusterReferences returns an error naming the first cluster that a
-// route (in a RouteConfiguration or inline in a listener's HTTP connection
-// manager) or a TCP proxy names and the snapshot's clusters lack.
-// go-control-plane's Consistent does not check these references.
-func checkClusterReferences(snap *cache.Snapshot) error {
-	clusters := snap.Resources[types.Cluster].Items
-	has := func(name string) bool { _, ok := clusters[name]; return ok }
-	for name, r := range snap.Resources[types.Route].Items {
-		rc, ok := r.Resource.(*routev3.RouteConfiguration)
-		if !ok {
-			continue
-		}
-		if missing := missingInRoutes(rc, has); missing != "" {
-			return fmt.Errorf("route configuration %q names cluster %q, which is not in the snapshot", name, missing)
-		}
-	}
-	for name, r := range snap.Resources[types.Listener].Items {
-		l, ok := r.Resource.(*listenerv3.Listener)
-		if !ok {
-			continue
-		}
-		if missing := missingInListener(l, has); missing != "" {
-			return fmt.Errorf("listener %q names cluster %q, which is not in the snapshot", name, missing)
-		}
-	}
-	return nil
-}
-
-func missingInRoutes(rc *routev3.RouteConfiguration, has func(string) bool) string {
+// routeClusters appends the clusters rc's routes send to.
+func routeClusters(out []string, rc *routev3.RouteConfiguration) []string {
 	for _, vh := range rc.GetVirtualHosts() {
 		for _, rt := range vh.GetRoutes() {
 			a := rt.GetRoute()
-			if c := a.GetCluster(); c != "" && !has(c) {
-				return c
+			if c := a.GetCluster(); c != "" {
+				out = append(out, c)
 			}
 			for _, w := range a.GetWeightedClusters().GetClusters() {
-				if c := w.GetName(); c != "" && !has(c) {
-					return c
+				if c := w.GetName(); c != "" {
+					out = append(out, c)
 				}
 			}
 		}
 	}
-	return ""
+	return out
 }
 
-func missingInListener(l *listenerv3.Listener, has func(string) bool) string {
-	chains := l.GetFilterChains()
-	if dc := l.GetDefaultFilterChain(); dc != nil {
-		chains = append(chains[:len(chains):len(chains)], dc)
-	}
-	for _, fc := range chains {
-		for _, f := range fc.GetFilters() {
-			if m := missingInFilter(f.GetTypedConfig(), has); m != "" {
-				return m
-			}
-		}
-	}
-	if api := l.GetApiListener().GetApiListener(); api != nil {
-		return missingInFilter(api, has)
-	}
-	return ""
-}
-
-func missingInFilter(cfg *anypb.Any, has func(string) bool) string {
+// filterRefs adds the references of a network filter's typed config.
+func filterRefs(out refs, cfg *anypb.Any) refs {
 	switch {
 	case cfg == nil:
 	case cfg.MessageIs((*tcpproxyv3.TcpProxy)(nil)):
 		tp := &tcpproxyv3.TcpProxy{}
 		if cfg.UnmarshalTo(tp) != nil {
-			return ""
+			return out
 		}
-		if c := tp.GetCluster(); c != "" && !has(c) {
-			return c
+		if c := tp.GetCluster(); c != "" {
+			out.clusters = append(out.clusters, c)
 		}
 		for _, w := range tp.GetWeightedClusters().GetClusters() {
-			if c := w.GetName(); c != "" && !has(c) {
-				return c
+			if c := w.GetName(); c != "" {
+				out.clusters = append(out.clusters, c)
 			}
 		}
 	case cfg.MessageIs((*hcmv3.HttpConnectionManager)(nil)):
 		hcm := &hcmv3.HttpConnectionManager{}
 		if cfg.UnmarshalTo(hcm) != nil {
-			return ""
+			return out
+		}
+		if n := hcm.GetRds().GetRouteConfigName(); n != "" {
+			out.rds = append(out.rds, n)
 		}
 		if rc := hcm.GetRouteConfig(); rc != nil {
-			return missingInRoutes(rc, has)
+			out.clusters = routeClusters(out.clusters, rc)
 		}
 	}
-	return ""
+	return out
+}
+
+// checkReferences returns an error naming the first dangling reference in
+// snap: an EDS cluster without its ClusterLoadAssignment, an RDS name a
+// listener uses without its RouteConfiguration, or a cluster that a route
+// or TCP proxy names and the snapshot lacks.
+//
+// Unlike go-control-plane's Consistent, it allows resources nothing
+// references (a proxyless gRPC client subscribes to some listeners by name
+// and never to the rest, whose routes are then unreferenced), follows RDS
+// names inside API listeners, and checks cluster references.
+func checkReferences(h *hasher, snap *cache.Snapshot) error {
+	endpoints := snap.Resources[types.Endpoint].Items
+	clusters := snap.Resources[types.Cluster].Items
+	routes := snap.Resources[types.Route].Items
+	for name, r := range clusters {
+		if eds := h.refs(r.Resource).eds; eds != "" {
+			if _, ok := endpoints[eds]; !ok {
+				return fmt.Errorf("EDS cluster %q has no ClusterLoadAssignment %q in the snapshot", name, eds)
+			}
+		}
+	}
+	for name, r := range routes {
+		for _, c := range h.refs(r.Resource).clusters {
+			if _, ok := clusters[c]; !ok {
+				return fmt.Errorf("route configuration %q names cluster %q, which is not in the snapshot", name, c)
+			}
+		}
+	}
+	for name, r := range snap.Resources[types.Listener].Items {
+		rf := h.refs(r.Resource)
+		for _, rds := range rf.rds {
+			if _, ok := routes[rds]; !ok {
+				return fmt.Errorf("listener %q takes route configuration %q from RDS, which is not in the snapshot", name, rds)
+			}
+		}
+		for _, c := range rf.clusters {
+			if _, ok := clusters[c]; !ok {
+				return fmt.Errorf("listener %q names cluster %q, which is not in the snapshot", name, c)
+			}
+		}
+	}
+	return nil
 }
