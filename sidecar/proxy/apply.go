@@ -11,6 +11,7 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
@@ -72,6 +73,7 @@ func (p *Proxy) apply(typeURL string, resources map[string]*anypb.Any) error {
 			return err
 		}
 		p.dynamic.listeners = set
+		p.rdsNames = rdsNames(set)
 		p.ldsDone = true
 		if p.fallback != nil {
 			p.fallback = nil
@@ -286,4 +288,28 @@ func staticConfig(ls []*listenerv3.Listener, cs []*clusterv3.Cluster) (config, e
 		c.clusters[cl.GetName()] = &resource{msg: cl, any: a, updated: now}
 	}
 	return c, nil
+}
+
+// rdsNames are the route configurations the listeners' HTTP connection
+// managers ask RDS for.
+func rdsNames(listeners map[string]*resource) map[string]bool {
+	names := map[string]bool{}
+	for _, r := range listeners {
+		l := r.msg.(*listenerv3.Listener)
+		chains := l.GetFilterChains()
+		if d := l.GetDefaultFilterChain(); d != nil {
+			chains = append(slices.Clip(chains), d)
+		}
+		for _, fc := range chains {
+			for _, f := range fc.GetFilters() {
+				var hcm hcmv3.HttpConnectionManager
+				if f.GetTypedConfig().MessageIs(&hcm) && f.GetTypedConfig().UnmarshalTo(&hcm) == nil {
+					if n := hcm.GetRds().GetRouteConfigName(); n != "" {
+						names[n] = true
+					}
+				}
+			}
+		}
+	}
+	return names
 }

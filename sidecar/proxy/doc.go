@@ -41,6 +41,9 @@
 // # Readiness
 //
 // Ready is true once the static (or fallback) listeners are bound and, with
-// ADS, the first CDS and LDS updates are applied; false again from Drain or
-// DrainListeners on.
+// ADS, the first CDS and LDS updates are applied and every route
+// configuration those listeners ask RDS for has arrived; false again from
+// Drain or DrainListeners on. (Listeners are not warmed as Envoy warms
+// them: between an LDS update and the RDS update it needs, a request for
+// an unknown route configuration is answered 404 no_route.)
 package proxy

@@ -85,6 +85,7 @@ type Proxy struct {
 	started   bool                   // static listeners bound
 	cdsDone   bool                   // first CDS applied
 	ldsDone   bool                   // first LDS applied
+	rdsNames  map[string]bool        // route configurations the dynamic listeners use
 	draining  bool                   // Drain or DrainListeners was called
 	ready     bool                   // last readiness reported
 }
@@ -207,7 +208,8 @@ func (p *Proxy) ListenerAddr(name string) string {
 }
 
 // Ready reports whether the listeners are bound and, with ADS, the first
-// CDS and LDS updates applied; false from a drain on.
+// CDS and LDS updates applied and the route configurations those
+// listeners name arrived; false from a drain on.
 func (p *Proxy) Ready() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -217,6 +219,16 @@ func (p *Proxy) Ready() bool {
 // readinessChanged recomputes readiness and reports a change. p.mu is held.
 func (p *Proxy) readinessChanged() {
 	ready := p.started && !p.draining && (!p.ads || (p.cdsDone && p.ldsDone))
+	if ready && !p.ready {
+		// The first time only: a route configuration that is missing
+		// later answers 404 as in Envoy, it does not unready the pod.
+		routes := *p.routes.Load()
+		for name := range p.rdsNames {
+			if routes[name] == nil {
+				ready = false
+			}
+		}
+	}
 	if ready == p.ready {
 		return
 	}

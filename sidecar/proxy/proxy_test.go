@@ -14,6 +14,8 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/proto"
@@ -289,5 +291,35 @@ func TestDialerRefuses(t *testing.T) {
 			c.Close()
 			t.Errorf("dial %s succeeded", name)
 		}
+	}
+}
+
+// TestReadinessWaitsForRDS: listeners whose HCM asks RDS for a route
+// configuration make the proxy ready only once it has arrived.
+func TestReadinessWaitsForRDS(t *testing.T) {
+	p := newProxy(t, Config{ADS: true})
+	hcm := mustAny(t, &hcmv3.HttpConnectionManager{
+		StatPrefix: "http",
+		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{RouteConfigName: "80", ConfigSource: &corev3.ConfigSource{
+			ResourceApiVersion:    corev3.ApiVersion_V3,
+			ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},
+		}}},
+		HttpFilters: []*hcmv3.HttpFilter{{Name: "envoy.filters.http.router", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(t, &routerv3.Router{})}}},
+	})
+	l := &listenerv3.Listener{Name: "http", Address: addr("127.0.0.1", freePort(t)), FilterChains: []*listenerv3.FilterChain{{
+		Filters: []*listenerv3.Filter{{Name: "envoy.filters.network.http_connection_manager", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: hcm}}},
+	}}}
+	mustApply(t, p, xdsclient.ClusterType, set(t, edsCluster("c")))
+	mustApply(t, p, xdsclient.ListenerType, set(t, l))
+	if p.Ready() {
+		t.Fatal("ready before the listener's route configuration arrived")
+	}
+	mustApply(t, p, xdsclient.RouteType, set(t, routeConfig("other", "c", false)))
+	if p.Ready() {
+		t.Fatal("ready with another route configuration than the listener's")
+	}
+	mustApply(t, p, xdsclient.RouteType, set(t, routeConfig("80", "c", false)))
+	if !p.Ready() {
+		t.Fatal("not ready with CDS, LDS and the listener's RDS")
 	}
 }
