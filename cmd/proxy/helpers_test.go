@@ -23,6 +23,9 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	if runHelper() {
+		return
+	}
 	dir, err := os.MkdirTemp("", "skein-proxy-test")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
