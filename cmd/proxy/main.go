@@ -60,6 +60,9 @@ func main() {
 	} else {
 		err = run(log, level, os.Args[1:])
 	}
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
 	if err != nil {
 		log.Error("skein-proxy failed", "err", err)
 		os.Exit(1)
@@ -91,7 +94,9 @@ func parse(args []string) (*options, error) {
 	fs.IntVar(&o.inbound, "inbound-port", 15006, "port of the inbound capture passthrough (injected sidecar)")
 	fs.IntVar(&o.healthPort, "health-port", 15020, "port of the health endpoints")
 	fs.IntVar(&o.statsPort, "stats-port", 15090, "port of the Prometheus metrics; 0: none")
+	fs.IntVar(&o.statsPort, "metrics-port", 15090, "same as --stats-port")
 	fs.StringVar(&o.adminAddr, "admin-address", "", "loopback host:port of the admin endpoints; empty: the bootstrap's admin, else "+admin.DefaultAddr)
+	adminPort := fs.Int("admin-port", 0, "port of the admin endpoints on 127.0.0.1, instead of --admin-address")
 	fs.DurationVar(&o.drain, "drain-timeout", 20*time.Second, "how long SIGTERM waits for connections in flight")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -99,6 +104,12 @@ func parse(args []string) (*options, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *adminPort != 0 {
+		if o.adminAddr != "" {
+			return nil, errors.New("--admin-port and --admin-address: give one")
+		}
+		o.adminAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(*adminPort))
 	}
 	return o, nil
 }
