@@ -198,18 +198,20 @@ func (p *Proxy) updateListeners(dynamic map[string]*resource, fallback *config) 
 // their clusters; an assignment that left the set leaves its clusters
 // without hosts, as in Envoy.
 func (p *Proxy) updateEndpoints(set map[string]*resource) error {
-	for _, name := range slices.Sorted(maps.Keys(set)) {
-		if err := checkAssignment(set[name].msg.(*endpointv3.ClusterLoadAssignment)); err != nil {
-			return err
-		}
-	}
 	prev := p.dynamic.endpoints
+	var changed []*endpointv3.ClusterLoadAssignment
 	for _, name := range slices.Sorted(maps.Keys(set)) {
 		cla := set[name].msg.(*endpointv3.ClusterLoadAssignment)
 		if old := prev[name]; old != nil && proto.Equal(old.msg.(proto.Message), cla) {
 			set[name] = old // unchanged: keep when it was applied
 			continue
 		}
+		if err := checkAssignment(cla); err != nil {
+			return err
+		}
+		changed = append(changed, cla)
+	}
+	for _, cla := range changed {
 		if err := p.clusters.SetAssignment(cla); err != nil {
 			return err // checked above: not expected
 		}
