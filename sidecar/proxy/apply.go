@@ -73,7 +73,7 @@ func (p *Proxy) apply(typeURL string, resources map[string]*anypb.Any) error {
 			return err
 		}
 		p.dynamic.listeners = set
-		p.rdsNames = rdsNames(set)
+		p.rdsNames = rdsNames(p.static.listeners, set)
 		p.ldsDone = true
 		if p.fallback != nil {
 			p.fallback = nil
@@ -294,9 +294,9 @@ func staticConfig(ls []*listenerv3.Listener, cs []*clusterv3.Cluster) (config, e
 
 // rdsNames are the route configurations the listeners' HTTP connection
 // managers ask RDS for.
-func rdsNames(listeners map[string]*resource) map[string]bool {
+func rdsNames(sets ...map[string]*resource) map[string]bool {
 	names := map[string]bool{}
-	for _, r := range listeners {
+	for r := range allOf(sets) {
 		l := r.msg.(*listenerv3.Listener)
 		chains := l.GetFilterChains()
 		if d := l.GetDefaultFilterChain(); d != nil {
@@ -314,4 +314,16 @@ func rdsNames(listeners map[string]*resource) map[string]bool {
 		}
 	}
 	return names
+}
+
+func allOf(sets []map[string]*resource) func(func(*resource) bool) {
+	return func(yield func(*resource) bool) {
+		for _, set := range sets {
+			for _, r := range set {
+				if !yield(r) {
+					return
+				}
+			}
+		}
+	}
 }

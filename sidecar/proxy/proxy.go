@@ -85,7 +85,7 @@ type Proxy struct {
 	started   bool                   // static listeners bound
 	cdsDone   bool                   // first CDS applied
 	ldsDone   bool                   // first LDS applied
-	rdsNames  map[string]bool        // route configurations the dynamic listeners use
+	rdsNames  map[string]bool        // route configurations the listeners use
 	draining  bool                   // Drain or DrainListeners was called
 	ready     bool                   // last readiness reported
 }
@@ -185,6 +185,7 @@ func (p *Proxy) Start() error {
 		return err
 	}
 	p.started = true
+	p.rdsNames = rdsNames(p.static.listeners)
 	p.readinessChanged()
 	return nil
 }
