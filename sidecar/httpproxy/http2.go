@@ -237,6 +237,15 @@ func (p *stream2) forward1(w http.ResponseWriter, x *Exchange, cl *upstream.Clus
 
 // copyResponse sends resp downstream: head (with the route's edits and the
 // filters'), body flushed as it arrives, trailers.
+//
+// A response known to have no body (the upstream's HEADERS frame ended the
+// stream, or Content-Length: 0) is not flushed after its head: net/http's
+// HTTP/2 server then sends the head with END_STREAM when the handler
+// returns, so a gRPC trailers-only response (an error before any message:
+// grpc-status and the trailer metadata in the one HEADERS frame) stays
+// trailers-only. Flushing it would send HEADERS without END_STREAM and end
+// the stream with an empty DATA frame: grpc-status in headers, no
+// trailers, which gRPC clients report as Internal.
 func (p *stream2) copyResponse(w http.ResponseWriter, x *Exchange, resp *http.Response, wc *router.WeightedCluster) (int, int64) {
 	hdr := w.Header()
 	for k, vs := range resp.Header {
@@ -252,7 +261,9 @@ func (p *stream2) copyResponse(w http.ResponseWriter, x *Exchange, resp *http.Re
 	p.h.runResponseFilters(x)
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
-	rc.Flush()
+	if resp.ContentLength != 0 {
+		rc.Flush()
+	}
 	var rx int64
 	buf := make([]byte, 32<<10)
 	for {
