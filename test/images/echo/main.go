@@ -20,6 +20,10 @@
 // fields as the HTTP echo. Faults from metadata: x-echo-grpc-status (a code
 // number, such as 14 for UNAVAILABLE) and x-echo-delay.
 //
+// As a client (client.go), `echo call` and `echo load` call a service over
+// HTTP/1.1, h2c or gRPC and print a JSON summary: answers by pod and
+// status, failures with the proxy's x-skein-reason.
+//
 // The reply names the pod from $POD_NAME and $POD_NAMESPACE (set them with
 // the downward API) and $VERSION, to tell subsets apart. SIGTERM stops both
 // servers gracefully.
@@ -42,6 +46,9 @@ import (
 const shutdownTimeout = 10 * time.Second
 
 func main() {
+	if len(os.Args) > 1 && (os.Args[1] == "call" || os.Args[1] == "load") {
+		os.Exit(clientMain(os.Args[1], os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	port := flag.String("port", envOr("PORT", "8080"), "HTTP port ($PORT)")
 	grpcPort := flag.String("grpc-port", envOr("GRPC_PORT", "9090"), "gRPC port ($GRPC_PORT)")
 	flag.Parse()
