@@ -35,7 +35,7 @@ func BenchmarkPick(b *testing.B) {
 	}
 	hosts := mkHosts(slices.Repeat([]uint32{1}, 16)...)
 	for _, h := range hosts[8:] {
-		h.Priority = 1
+		h.prio.Store(1)
 	}
 	s, err := NewPrioritySet(RoundRobin, hosts, Options{})
 	if err != nil {

@@ -19,9 +19,9 @@ func TestConcurrentPicksAcrossRebuilds(t *testing.T) {
 		t.Run(p.String(), func(t *testing.T) {
 			mk := func(gen int) []*Host {
 				// 10.0.0.1 survives every update; others come and go.
-				hs := []*Host{{Address: "10.0.0.1:8080", Weight: uint32(1 + gen%3)}}
+				hs := []*Host{NewHost("10.0.0.1:8080", uint32(1+gen%3), 0, "")}
 				for i := range 4 {
-					hs = append(hs, &Host{Address: fmt.Sprintf("10.0.%d.%d:8080", 1+(gen+i)%3, 2+i), Weight: uint32(1 + i)})
+					hs = append(hs, NewHost(fmt.Sprintf("10.0.%d.%d:8080", 1+(gen+i)%3, 2+i), uint32(1+i), 0, ""))
 				}
 				return hs
 			}

@@ -52,7 +52,7 @@ func TestRoundRobinSmooth(t *testing.T) {
 			}
 			for i, h := range hosts {
 				if d := math.Abs(float64(count[h]) - float64(l)*shares[i]); d >= 1.5 {
-					t.Fatalf("picks %d..%d: host %d (weight %d) picked %d times, want %.1f ± 1.5", start, start+l-1, i, h.Weight, count[h], float64(l)*shares[i])
+					t.Fatalf("picks %d..%d: host %d (weight %d) picked %d times, want %.1f ± 1.5", start, start+l-1, i, h.Weight(), count[h], float64(l)*shares[i])
 				}
 			}
 		}

@@ -21,7 +21,7 @@ func TestMaglevMatchesEnvoy(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			hosts := make([]*Host, len(tc.weights))
 			for i, w := range tc.weights {
-				hosts[i] = &Host{Address: fmt.Sprintf("127.0.0.1:%d", 90+i), Weight: w}
+				hosts[i] = NewHost(fmt.Sprintf("127.0.0.1:%d", 90+i), w, 0, "")
 			}
 			b := mustNew(t, Maglev, hosts, Options{TableSize: tc.size})
 			for i := range 3 * len(tc.want) {
@@ -77,7 +77,7 @@ func TestRingHashMatchesEnvoy(t *testing.T) {
 // and priority 1 30%, and the level is chosen by hash % 100, so hash 69
 // stays at priority 0 and 71 goes to priority 1.
 func TestPriorityByHashMatchesEnvoy(t *testing.T) {
-	hosts := []*Host{{Address: "127.0.0.1:80"}, {Address: "127.0.0.1:81"}, {Address: "127.0.0.1:82", Priority: 1}}
+	hosts := []*Host{{Address: "127.0.0.1:80"}, {Address: "127.0.0.1:81"}, NewHost("127.0.0.1:82", 0, 1, "")}
 	s, err := NewPrioritySet(RingHash, hosts, Options{MinRingSize: 12})
 	if err != nil {
 		t.Fatal(err)

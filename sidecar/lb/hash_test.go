@@ -126,7 +126,7 @@ func TestHashWeights(t *testing.T) {
 					bound = math.Sqrt(bound*bound + arc*arc)
 				}
 				if d := math.Abs(float64(got[hosts[i]]) - p*picksN); d > bound {
-					t.Errorf("host %d (weight %d): %d keys, want %.0f ± %.0f", i, hosts[i].Weight, got[hosts[i]], p*picksN, bound)
+					t.Errorf("host %d (weight %d): %d keys, want %.0f ± %.0f", i, hosts[i].Weight(), got[hosts[i]], p*picksN, bound)
 				}
 			}
 		})
@@ -145,7 +145,7 @@ func TestMaglevTableSplitsByWeight(t *testing.T) {
 	}
 	for i, p := range share(hosts) {
 		if s := float64(count[hosts[i]]) / float64(len(tab.slot)); math.Abs(s-p) > 0.001 {
-			t.Errorf("host %d (weight %d): %.4f of slots, want %.4f", i, hosts[i].Weight, s, p)
+			t.Errorf("host %d (weight %d): %.4f of slots, want %.4f", i, hosts[i].Weight(), s, p)
 		}
 	}
 }

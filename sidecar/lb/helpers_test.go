@@ -14,7 +14,7 @@ var policies = []Policy{RoundRobin, LeastRequest, Random, RingHash, Maglev}
 func mkHosts(weights ...uint32) []*Host {
 	hs := make([]*Host, len(weights))
 	for i, w := range weights {
-		hs[i] = &Host{Address: fmt.Sprintf("10.0.0.%d:8080", i+1), Weight: w}
+		hs[i] = NewHost(fmt.Sprintf("10.0.0.%d:8080", i+1), w, 0, "")
 	}
 	return hs
 }

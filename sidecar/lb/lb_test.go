@@ -98,7 +98,7 @@ func TestPickAllocatesNothing(t *testing.T) {
 	for _, p := range policies {
 		for _, weights := range [][]uint32{{1, 1, 1, 1}, {1, 2, 3, 4}, {10007, 20011}} {
 			hosts := mkHosts(weights...)
-			hosts[len(hosts)-1].Priority = 1
+			hosts[len(hosts)-1].prio.Store(1)
 			b := mustNew(t, p, hosts, Options{})
 			s, err := NewPrioritySet(p, hosts, Options{})
 			if err != nil {
@@ -133,10 +133,10 @@ func TestMergeKeepsHosts(t *testing.T) {
 	defer old[1].SetHealthy(true)
 
 	next := []*Host{
-		{Address: "10.0.0.2:8080", Weight: 5, Priority: 1, Locality: "zone-b"},
+		NewHost("10.0.0.2:8080", 5, 1, "zone-b"),
 		{Address: "10.0.0.9:8080"},
-		{Address: "10.0.0.1:8080", Weight: 3},
-		{Address: "10.0.0.9:8080", Weight: 7}, // listed twice: the first stays
+		NewHost("10.0.0.1:8080", 3, 0, ""),
+		NewHost("10.0.0.9:8080", 7, 0, ""), // listed twice: the first stays
 	}
 	got := Merge(old, next)
 	if len(got) != 3 {
@@ -145,13 +145,14 @@ func TestMergeKeepsHosts(t *testing.T) {
 	if got[0] != old[1] || got[1] != next[1] || got[2] != old[0] {
 		t.Fatalf("Merge did not keep the old pointers in next's order")
 	}
-	if got[0].Weight != 5 || got[0].Priority != 1 || got[0].Locality != "zone-b" || got[0].Healthy() {
-		t.Errorf("kept host 10.0.0.2: %+v healthy=%v, want next's weight, priority, locality and old health", got[0], got[0].Healthy())
+	if got[0].Weight() != 5 || got[0].Priority() != 1 || got[0].Locality() != "zone-b" || got[0].Healthy() {
+		t.Errorf("kept host 10.0.0.2: weight %d priority %d locality %q healthy=%v, want next's weight, priority, locality and old health",
+			got[0].Weight(), got[0].Priority(), got[0].Locality(), got[0].Healthy())
 	}
-	if got[2].Active() != 2 || got[2].Weight != 3 {
-		t.Errorf("kept host 10.0.0.1: active %d weight %d, want 2 and 3", got[2].Active(), got[2].Weight)
+	if got[2].Active() != 2 || got[2].Weight() != 3 {
+		t.Errorf("kept host 10.0.0.1: active %d weight %d, want 2 and 3", got[2].Active(), got[2].Weight())
 	}
-	if got[1].Weight != 0 || !got[1].Healthy() {
-		t.Errorf("new host 10.0.0.9: %+v, want the first listing, healthy", got[1])
+	if got[1].Weight() != 0 || !got[1].Healthy() {
+		t.Errorf("new host 10.0.0.9: weight %d healthy=%v, want the first listing, healthy", got[1].Weight(), got[1].Healthy())
 	}
 }

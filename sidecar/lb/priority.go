@@ -44,7 +44,8 @@ type levelLoads struct {
 func NewPrioritySet(p Policy, hosts []*Host, o Options) (*PrioritySet, error) {
 	byPriority := map[uint32][]*Host{}
 	for _, h := range hosts {
-		byPriority[h.Priority] = append(byPriority[h.Priority], h)
+		prio := h.Priority()
+		byPriority[prio] = append(byPriority[prio], h)
 	}
 	s := &PrioritySet{policy: p}
 	for prio, hs := range byPriority {

@@ -41,7 +41,7 @@ func TestPriorityLoad(t *testing.T) {
 func prioHosts(n int) []*Host {
 	hosts := mkHosts(slices.Repeat([]uint32{1}, 2*n)...)
 	for _, h := range hosts[n:] {
-		h.Priority = 1
+		h.prio.Store(1)
 	}
 	return hosts
 }
@@ -67,7 +67,7 @@ func TestPriorityFailover(t *testing.T) {
 			atLevel1 := func() int {
 				n := 0
 				for h, c := range picks(t, s, 10000) {
-					if h.Priority == 1 {
+					if h.Priority() == 1 {
 						n += c
 					}
 				}
@@ -109,7 +109,7 @@ func TestPrioritySpill(t *testing.T) {
 			got := picks(t, s, picksN)
 			n := 0
 			for h, c := range got {
-				if h.Priority == 1 {
+				if h.Priority() == 1 {
 					n += c
 				}
 				if !h.Healthy() {
@@ -127,7 +127,7 @@ func TestPrioritySpill(t *testing.T) {
 // counts (3 at priority 0, 1 at priority 5: 75/25) and every host is used.
 func TestPriorityTotalPanic(t *testing.T) {
 	hosts := mkHosts(1, 1, 1, 1)
-	hosts[3].Priority = 5
+	hosts[3].prio.Store(5)
 	s, err := NewPrioritySet(Random, hosts, Options{})
 	if err != nil {
 		t.Fatal(err)

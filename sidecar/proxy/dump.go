@@ -102,10 +102,9 @@ func ts(r *resource) *timestamppb.Timestamp { return timestamppb.New(r.updated) 
 // health, requests in flight (TCP proxy connections count as requests).
 // Open connections per host are not tracked yet and show as 0.
 //
-// It holds the config lock throughout: lb.Host's Weight and Priority are
-// written by endpoint updates (lb.Merge) without synchronisation, so they
-// are read here only while no update runs. DNS clusters' refreshes still
-// race with it (see upstream.Cluster.Hosts).
+// Hosts' fields are atomic (endpoint updates and DNS refreshes change a
+// kept host's weight and priority in place), so reading them while an
+// update runs is safe; the config lock only keeps the cluster list steady.
 func (p *Proxy) Clusters() []admin.ClusterStatus {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -128,7 +127,7 @@ func (p *Proxy) Clusters() []admin.ClusterStatus {
 		}
 		cs := admin.ClusterStatus{Name: name}
 		for _, h := range c.Hosts() {
-			hs := admin.HostStatus{Address: h.Address, ActiveRequests: uint64(max(h.Active(), 0)), Weight: h.Weight, Priority: h.Priority}
+			hs := admin.HostStatus{Address: h.Address, ActiveRequests: uint64(max(h.Active(), 0)), Weight: h.Weight(), Priority: h.Priority()}
 			if !h.Healthy() {
 				// Only health checking and outlier detection mark a host
 				// unhealthy; EDS-unhealthy hosts are left out of the set.

@@ -119,7 +119,7 @@ func compileEndpoint(lbe *endpointv3.LbEndpoint, path string, hostnames bool) (e
 
 // newHost is the host of an endpoint at address addr.
 func (s *endpointSpec) newHost(addr string) *lb.Host {
-	return &lb.Host{Address: addr, Weight: s.weight, Priority: s.priority, Locality: s.locality}
+	return lb.NewHost(addr, s.weight, s.priority, s.locality)
 }
 
 // SetAssignment replaces an EDS cluster's hosts with those of cla: hosts

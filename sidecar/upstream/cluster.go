@@ -211,7 +211,11 @@ func (c *Cluster) Stats() *Stats { return &c.stats }
 func (c *Cluster) Warmed() <-chan struct{} { return c.warm }
 
 // Hosts returns the current hosts, healthy or not, in load_assignment
-// order. For the admin page, health checks and tests; it allocates.
+// order. For the admin page, health checks and tests; it allocates. The
+// slice is a snapshot of the host set, the caller's to keep; the hosts'
+// weight, priority, locality, health and in-flight count are read
+// atomically, so reading them races with no endpoint update or DNS
+// refresh (a later update may change a kept host's weight in place).
 func (c *Cluster) Hosts() []*lb.Host {
 	if c.typ == OriginalDst {
 		c.origMu.RLock()
