@@ -7,7 +7,6 @@ import (
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -206,7 +205,7 @@ func (p *Proxy) updateEndpoints(set map[string]*resource) error {
 			set[name] = old // unchanged: keep when it was applied
 			continue
 		}
-		if err := checkAssignment(cla); err != nil {
+		if err := upstream.CheckAssignment(cla); err != nil {
 			return err
 		}
 		changed = append(changed, cla)
@@ -222,26 +221,6 @@ func (p *Proxy) updateEndpoints(set map[string]*resource) error {
 				return err
 			}
 		}
-	}
-	return nil
-}
-
-// checkAssignment validates cla as SetAssignment would, on a scratch EDS
-// cluster, so that a bad assignment is found before any is applied.
-func checkAssignment(cla *endpointv3.ClusterLoadAssignment) error {
-	c, err := upstream.Compile(&clusterv3.Cluster{
-		Name:                 cla.GetClusterName(),
-		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS},
-		EdsClusterConfig: &clusterv3.Cluster_EdsClusterConfig{EdsConfig: &corev3.ConfigSource{
-			ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},
-		}},
-	})
-	if err != nil {
-		return fmt.Errorf("cluster load assignment %q: cluster_name: %w", cla.GetClusterName(), err)
-	}
-	defer c.Close()
-	if err := c.SetAssignment(cla); err != nil {
-		return fmt.Errorf("cluster load assignment %q: %w", cla.GetClusterName(), err)
 	}
 	return nil
 }

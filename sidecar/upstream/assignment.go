@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -115,6 +116,23 @@ func compileEndpoint(lbe *endpointv3.LbEndpoint, path string, hostnames bool) (e
 		s.healthy = true
 	}
 	return s, nil
+}
+
+// CheckAssignment validates cla as SetAssignment (of a Cluster or the
+// Manager) would, without applying it anywhere, so that a set of
+// assignments can be checked whole before any is applied. The error names
+// the assignment and the field: `cluster load assignment "web":
+// endpoints[0].lb_endpoints[1].endpoint.address.socket_address.address:
+// "db" is not an IP address`. An assignment with no cluster_name is refused.
+func CheckAssignment(cla *endpointv3.ClusterLoadAssignment) error {
+	name := cla.GetClusterName()
+	if name == "" {
+		return errors.New("cluster load assignment: cluster_name: empty")
+	}
+	if _, err := compileEndpoints(cla, "", false); err != nil {
+		return fmt.Errorf("cluster load assignment %q: %w", name, err)
+	}
+	return nil
 }
 
 // newHost is the host of an endpoint at address addr.

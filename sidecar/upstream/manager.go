@@ -113,8 +113,8 @@ func (m *Manager) SetAssignment(cla *endpointv3.ClusterLoadAssignment) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	name := cla.GetClusterName()
-	if _, err := compileEndpoints(cla, "", false); err != nil {
-		return fmt.Errorf("cluster load assignment %q: %w", name, err)
+	if err := CheckAssignment(cla); err != nil {
+		return err
 	}
 	for _, c := range *m.clusters.Load() {
 		if c.typ == EDS && c.edsName == name {
