@@ -31,6 +31,8 @@ type typeState struct {
 	appliedVersions map[string]string
 	// appliedVersion is applied's version_info (state of the world).
 	appliedVersion string
+	// handedVersion is the last version given to a VersionedHandler.
+	handedVersion string
 
 	// received and receivedVersions are, on the current delta stream, the
 	// set the server believes the client has: what it sent, accepted or not.
@@ -46,6 +48,7 @@ type typeState struct {
 type client struct {
 	o     Options
 	h     Handler
+	vh    VersionedHandler // h, when it is one; else nil
 	delta bool
 	types map[string]*typeState
 }
@@ -69,6 +72,7 @@ func Run(ctx context.Context, o Options, h Handler) error {
 	}
 	conn.Close()
 	c := &client{o: o, h: h, delta: o.Delta, types: make(map[string]*typeState, len(o.Types))}
+	c.vh, _ = h.(VersionedHandler)
 	for _, t := range o.Types {
 		c.types[t] = &typeState{}
 	}
@@ -146,16 +150,26 @@ func (c *client) connect(ctx context.Context) (answered bool, err error) {
 	return c.runSotW(ctx, ads)
 }
 
-// apply calls the Handler for a new set of t, unless it equals the applied
-// one, and records it when accepted.
-func (c *client) apply(t string, ts *typeState, set map[string]*anypb.Any) (changed bool, err error) {
+// apply calls the Handler for a new set of t, of the response's version,
+// unless it equals the applied one (then a VersionedHandler learns the
+// version alone), and records it when accepted.
+func (c *client) apply(t string, ts *typeState, version string, set map[string]*anypb.Any) (changed bool, err error) {
 	if ts.applied != nil && sameSet(ts.applied, set) {
+		if c.vh != nil && version != ts.handedVersion {
+			c.vh.SetVersion(t, version)
+			ts.handedVersion = version
+		}
 		return false, nil
 	}
-	if err := c.h.Apply(t, set); err != nil {
+	if c.vh != nil {
+		err = c.vh.ApplyVersion(t, version, set)
+	} else {
+		err = c.h.Apply(t, set)
+	}
+	if err != nil {
 		return true, err
 	}
-	ts.applied = set
+	ts.applied, ts.handedVersion = set, version
 	return true, nil
 }
 

@@ -74,7 +74,7 @@ func (c *client) deltaResponse(resp *discoveryv3.DeltaDiscoveryResponse) *discov
 		// The server now believes the client has next, whether or not the
 		// Handler takes it; the next response is relative to it.
 		ts.received, ts.receivedVersions = next, nextVersions
-		changed, err = c.apply(t, ts, next)
+		changed, err = c.apply(t, ts, resp.GetSystemVersionInfo(), next)
 	}
 	if err != nil {
 		log.Warn("Rejected xDS resources; keeping the previous ones", "error", err.Error())

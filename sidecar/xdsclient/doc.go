@@ -30,6 +30,12 @@
 // A response whose set equals the applied one is ACKed without calling the
 // Handler (a reconnect does not re-apply an unchanged config).
 //
+// A Handler that implements VersionedHandler gets each set with the
+// response's version (version_info, or system_version_info on delta
+// streams) through ApplyVersion, and through SetVersion the version of a
+// response that changed nothing but the version, so that it can report the
+// version it runs (config dump, metrics).
+//
 // # NACK loops
 //
 // go-control-plane's snapshot cache answers a state-of-the-world NACK at

@@ -38,6 +38,27 @@ type Handler interface {
 	Apply(typeURL string, resources map[string]*anypb.Any) error
 }
 
+// VersionedHandler is a Handler that also learns the version of what it
+// applies, for the config dump's version_info and the config version
+// metric. When the Handler given to Run implements it, the client calls
+// ApplyVersion instead of Apply, and SetVersion when only the version
+// moved.
+//
+// The version is the response's version_info (state of the world) or
+// system_version_info (delta; "" when the server sends none, and
+// Skein's server and go-control-plane's caches send one).
+type VersionedHandler interface {
+	Handler
+	// ApplyVersion is Apply with the version of the response the set
+	// came in; the same rules hold.
+	ApplyVersion(typeURL, version string, resources map[string]*anypb.Any) error
+	// SetVersion is called when a response is ACKed without ApplyVersion
+	// because its set equals the applied one, and its version differs from
+	// the last one given for typeURL: the applied set is now that version.
+	// It cannot refuse.
+	SetVersion(typeURL, version string)
+}
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(typeURL string, resources map[string]*anypb.Any) error
 

@@ -95,7 +95,7 @@ func (c *client) sotwResponse(resp *discoveryv3.DiscoveryResponse) (*discoveryv3
 	set, err := sotwSet(t, resp.GetResources())
 	changed := false
 	if err == nil {
-		changed, err = c.apply(t, ts, set)
+		changed, err = c.apply(t, ts, resp.GetVersionInfo(), set)
 	}
 	if err == nil {
 		ts.appliedVersion = resp.GetVersionInfo()
