@@ -63,6 +63,13 @@ func TestXDS(t *testing.T) {
 		strings.Contains(d, "static_listeners") || !strings.Contains(d, `"dynamic_route_configs"`) {
 		t.Errorf("the config dump does not show the dynamic listeners (and no static ones):\n%s", d)
 	}
+	// The xDS version reaches the dump and the metrics.
+	if d := compact(t, dump); !strings.Contains(d, `"version_info":"1"`) {
+		t.Errorf("the config dump shows no version_info of snapshot 1:\n%s", d)
+	}
+	if _, metrics := get(p.stats + "/stats/prometheus"); !strings.Contains(metrics, `skein_proxy_config_version_info{type="lds",version="1"} 1`) {
+		t.Errorf("config_version_info does not show LDS version 1:\n%s", metrics)
+	}
 	if _, clusters := get(p.admin + "/clusters"); !strings.Contains(clusters, cluster+"::"+a.addr+"::") {
 		t.Errorf("/clusters does not show %s:\n%s", a.addr, clusters)
 	}

@@ -21,36 +21,63 @@ import (
 )
 
 // Apply applies the complete current set of one xDS resource type (see the
-// package doc). On error nothing changed; the message names the resource
-// and the field.
+// package doc), of no known version. On error nothing changed; the message
+// names the resource and the field.
 func (p *Proxy) Apply(typeURL string, resources map[string]*anypb.Any) error {
+	return p.ApplyVersion(typeURL, "", resources)
+}
+
+// ApplyVersion is Apply of the set the xDS response of that version
+// carried: once applied, the version is the config dump's version_info
+// (of the type, and of each resource the set added or changed) and the
+// type's config_version_info metric.
+func (p *Proxy) ApplyVersion(typeURL, version string, resources map[string]*anypb.Any) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	err := p.apply(typeURL, resources)
+	err := p.apply(typeURL, version, resources)
 	p.stats.ConfigUpdate(typeURL, err == nil)
 	if err != nil {
-		p.log.Warn("config refused", "type", typeURL, "err", err)
+		p.log.Warn("config refused", "type", typeURL, "version", version, "err", err)
 		return err
 	}
-	p.log.Info("config applied", "type", typeURL, "resources", len(resources))
+	p.setVersion(typeURL, version)
+	p.log.Info("config applied", "type", typeURL, "version", version, "resources", len(resources))
 	return nil
 }
 
-func (p *Proxy) apply(typeURL string, resources map[string]*anypb.Any) error {
+// SetVersion records that the applied set of typeURL is now version: the
+// xDS client calls it when a response repeats the applied set under a new
+// version. Resources keep the version they were last changed in.
+func (p *Proxy) SetVersion(typeURL, version string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.setVersion(typeURL, version)
+}
+
+// setVersion records typeURL's version; p.mu is held.
+func (p *Proxy) setVersion(typeURL, version string) {
+	p.versions[typeURL] = version
+	if version != "" {
+		p.stats.SetConfigVersion(typeURL, version)
+	}
+}
+
+func (p *Proxy) apply(typeURL, version string, resources map[string]*anypb.Any) error {
 	now := time.Now()
 	switch typeURL {
 	case xdsclient.ClusterType:
-		set, err := decode(resources, typeURL, "cluster", now, func() *clusterv3.Cluster { return new(clusterv3.Cluster) })
+		set, err := decode(resources, typeURL, "cluster", now, version, func() *clusterv3.Cluster { return new(clusterv3.Cluster) })
 		if err != nil {
 			return err
 		}
 		if err := p.updateClusters(set, p.fallback); err != nil {
 			return err
 		}
+		keepUnchanged(p.dynamic.clusters, set)
 		p.dynamic.clusters = set
 		p.cdsDone = true
 	case xdsclient.EndpointType:
-		set, err := decode(resources, typeURL, "cluster load assignment", now, func() *endpointv3.ClusterLoadAssignment { return new(endpointv3.ClusterLoadAssignment) })
+		set, err := decode(resources, typeURL, "cluster load assignment", now, version, func() *endpointv3.ClusterLoadAssignment { return new(endpointv3.ClusterLoadAssignment) })
 		if err != nil {
 			return err
 		}
@@ -59,7 +86,7 @@ func (p *Proxy) apply(typeURL string, resources map[string]*anypb.Any) error {
 		}
 		p.dynamic.endpoints = set
 	case xdsclient.ListenerType:
-		set, err := decode(resources, typeURL, "listener", now, func() *listenerv3.Listener { return new(listenerv3.Listener) })
+		set, err := decode(resources, typeURL, "listener", now, version, func() *listenerv3.Listener { return new(listenerv3.Listener) })
 		if err != nil {
 			return err
 		}
@@ -71,6 +98,7 @@ func (p *Proxy) apply(typeURL string, resources map[string]*anypb.Any) error {
 		if err := p.updateListeners(set, nil); err != nil {
 			return err
 		}
+		keepUnchanged(p.dynamic.listeners, set)
 		p.dynamic.listeners = set
 		p.rdsNames = rdsNames(p.static.listeners, set)
 		p.ldsDone = true
@@ -83,7 +111,7 @@ func (p *Proxy) apply(typeURL string, resources map[string]*anypb.Any) error {
 			}
 		}
 	case xdsclient.RouteType:
-		set, err := decode(resources, typeURL, "route configuration", now, func() *routev3.RouteConfiguration { return new(routev3.RouteConfiguration) })
+		set, err := decode(resources, typeURL, "route configuration", now, version, func() *routev3.RouteConfiguration { return new(routev3.RouteConfiguration) })
 		if err != nil {
 			return err
 		}
@@ -92,6 +120,7 @@ func (p *Proxy) apply(typeURL string, resources map[string]*anypb.Any) error {
 			return err
 		}
 		p.routes.Store(&tables)
+		keepUnchanged(p.dynamic.routes, set)
 		p.dynamic.routes = set
 	default:
 		return fmt.Errorf("type %s: not supported by skein-proxy", typeURL)
@@ -100,8 +129,9 @@ func (p *Proxy) apply(typeURL string, resources map[string]*anypb.Any) error {
 	return nil
 }
 
-// decode unmarshals every resource of a set, in name order.
-func decode[T proto.Message](resources map[string]*anypb.Any, typeURL, kind string, now time.Time, fresh func() T) (map[string]*resource, error) {
+// decode unmarshals every resource of a set, in name order; each is
+// stamped with now and the response's version.
+func decode[T proto.Message](resources map[string]*anypb.Any, typeURL, kind string, now time.Time, version string, fresh func() T) (map[string]*resource, error) {
 	set := make(map[string]*resource, len(resources))
 	for _, name := range slices.Sorted(maps.Keys(resources)) {
 		a := resources[name]
@@ -112,9 +142,20 @@ func decode[T proto.Message](resources map[string]*anypb.Any, typeURL, kind stri
 		if err := a.UnmarshalTo(m); err != nil {
 			return nil, fmt.Errorf("%s %q: %w", kind, name, err)
 		}
-		set[name] = &resource{msg: m, any: a, updated: now}
+		set[name] = &resource{msg: m, any: a, updated: now, version: version}
 	}
 	return set, nil
+}
+
+// keepUnchanged puts back in set, for the dump, the applied resource of
+// every name whose proto did not change: it keeps the time and version it
+// was last changed in (as Envoy's last_updated and version_info).
+func keepUnchanged(prev, set map[string]*resource) {
+	for name, r := range set {
+		if old := prev[name]; old != nil && proto.Equal(old.msg.(proto.Message), r.msg.(proto.Message)) {
+			set[name] = old
+		}
+	}
 }
 
 // merged lists the static resources, then the dynamic ones, then the

@@ -26,6 +26,13 @@
 // config keeps serving. A dynamic resource may not take the name of a
 // static one (as in Envoy).
 //
+// The proxy is an xdsclient.VersionedHandler: ApplyVersion records the
+// response's version for the config dump (the CDS and LDS dumps'
+// version_info; each resource's version_info and last_updated are those
+// of the update that last changed it, as in Envoy) and for the
+// config_version_info metric; SetVersion moves the type's version when an
+// unchanged set comes again under a new one.
+//
 // # Capture fallback
 //
 // An injected proxy's capture rules send all of the pod's TCP to 15001 and

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/skeinmesh/skein/sidecar/admin"
+	"github.com/skeinmesh/skein/sidecar/xdsclient"
 )
 
 var _ admin.Source = (*Proxy)(nil)
@@ -27,8 +28,9 @@ func (p *Proxy) SetBootstrap(b *bootstrapv3.Bootstrap) {
 // (proto field names, as Envoy writes it):
 // the bootstrap, then clusters, endpoints, listeners and route
 // configurations, static (the bootstrap's and the capture fallback's)
-// and dynamic (from xDS), each with when it was applied. xDS version_info
-// is not recorded: the xDS client does not hand it to the proxy.
+// and dynamic (from xDS), each with when and in which xDS version it last
+// changed (last_updated, version_info), and the version of the last CDS and
+// LDS update (the dumps' own version_info).
 func (p *Proxy) ConfigDump() ([]byte, error) {
 	p.mu.Lock()
 	dump := p.configDump()
@@ -57,20 +59,20 @@ func (p *Proxy) configDump() []proto.Message {
 		staticL = append(staticL, p.fallback.listeners)
 	}
 
-	cd := &adminv3.ClustersConfigDump{}
+	cd := &adminv3.ClustersConfigDump{VersionInfo: p.versions[xdsclient.ClusterType]}
 	for _, set := range static {
 		each(set, func(r *resource) {
 			cd.StaticClusters = append(cd.StaticClusters, &adminv3.ClustersConfigDump_StaticCluster{Cluster: r.any, LastUpdated: ts(r)})
 		})
 	}
 	each(p.dynamic.clusters, func(r *resource) {
-		cd.DynamicActiveClusters = append(cd.DynamicActiveClusters, &adminv3.ClustersConfigDump_DynamicCluster{Cluster: r.any, LastUpdated: ts(r)})
+		cd.DynamicActiveClusters = append(cd.DynamicActiveClusters, &adminv3.ClustersConfigDump_DynamicCluster{VersionInfo: r.version, Cluster: r.any, LastUpdated: ts(r)})
 	})
 	ed := &adminv3.EndpointsConfigDump{}
 	each(p.dynamic.endpoints, func(r *resource) {
-		ed.DynamicEndpointConfigs = append(ed.DynamicEndpointConfigs, &adminv3.EndpointsConfigDump_DynamicEndpointConfig{EndpointConfig: r.any, LastUpdated: ts(r)})
+		ed.DynamicEndpointConfigs = append(ed.DynamicEndpointConfigs, &adminv3.EndpointsConfigDump_DynamicEndpointConfig{VersionInfo: r.version, EndpointConfig: r.any, LastUpdated: ts(r)})
 	})
-	ld := &adminv3.ListenersConfigDump{}
+	ld := &adminv3.ListenersConfigDump{VersionInfo: p.versions[xdsclient.ListenerType]}
 	for _, set := range staticL {
 		each(set, func(r *resource) {
 			ld.StaticListeners = append(ld.StaticListeners, &adminv3.ListenersConfigDump_StaticListener{Listener: r.any, LastUpdated: ts(r)})
@@ -80,12 +82,12 @@ func (p *Proxy) configDump() []proto.Message {
 		r := p.dynamic.listeners[name]
 		ld.DynamicListeners = append(ld.DynamicListeners, &adminv3.ListenersConfigDump_DynamicListener{
 			Name:        name,
-			ActiveState: &adminv3.ListenersConfigDump_DynamicListenerState{Listener: r.any, LastUpdated: ts(r)},
+			ActiveState: &adminv3.ListenersConfigDump_DynamicListenerState{VersionInfo: r.version, Listener: r.any, LastUpdated: ts(r)},
 		})
 	}
 	rd := &adminv3.RoutesConfigDump{}
 	each(p.dynamic.routes, func(r *resource) {
-		rd.DynamicRouteConfigs = append(rd.DynamicRouteConfigs, &adminv3.RoutesConfigDump_DynamicRouteConfig{RouteConfig: r.any, LastUpdated: ts(r)})
+		rd.DynamicRouteConfigs = append(rd.DynamicRouteConfigs, &adminv3.RoutesConfigDump_DynamicRouteConfig{VersionInfo: r.version, RouteConfig: r.any, LastUpdated: ts(r)})
 	})
 	return append(out, cd, ed, ld, rd)
 }

@@ -88,6 +88,7 @@ type Proxy struct {
 	rdsNames  map[string]bool        // route configurations the listeners use
 	draining  bool                   // Drain or DrainListeners was called
 	ready     bool                   // last readiness reported
+	versions  map[string]string      // xDS version of each type's applied set
 }
 
 // config is one source's resources by name, as received, for the dump
@@ -100,14 +101,15 @@ type config struct {
 }
 
 // resource is one applied resource: its proto, its Any as received (for
-// the dump) and when it was applied.
+// the dump), and when and in which xDS version it was last changed.
 type resource struct {
 	msg     any
 	any     *anypb.Any
 	updated time.Time
+	version string // "" for static resources and unversioned Apply
 }
 
-var _ xdsclient.Handler = (*Proxy)(nil)
+var _ xdsclient.VersionedHandler = (*Proxy)(nil)
 
 // New builds a proxy with no config; Start applies the static resources
 // and binds their listeners.
@@ -119,6 +121,7 @@ func New(cfg Config) (*Proxy, error) {
 		quit:     cfg.Quit,
 		ads:      cfg.ADS,
 		clusters: upstream.NewManager(),
+		versions: map[string]string{},
 	}
 	if p.log == nil {
 		p.log = slog.Default()
