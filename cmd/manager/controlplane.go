@@ -44,4 +44,4 @@ func (r reporter) Report(kind, namespace, name string) (controllers.ProxyReport,
 type everyReplica func(ctx context.Context) error
 
 func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
-func (everyReplica) NeedLeaderElection() bool        { return false }
+func (everyReplica) NeedLeaderElection() bool          { return false }
