@@ -173,7 +173,6 @@ type MeshServiceStatus struct {
 	Proxies *ProxyCounts `json:"proxies,omitempty"`
 }
 
-
 // SubsetStatus reports one subset.
 type SubsetStatus struct {
 	// name is the subset's name.
