@@ -45,7 +45,7 @@ type conn1 struct {
 // serveOne serves one request and reports whether the connection goes on.
 func (s *conn1) serveOne() bool {
 	h := s.h
-	s.dc.setRead(h.IdleTimeout, time.Time{})
+	s.dc.setReadLazy(h.IdleTimeout, time.Time{})
 	s.req.Limits = http1.Limits{MaxHeadBytes: h.MaxRequestHeadersKB << 10, MaxHeaders: h.MaxHeaders}
 	err := http1.ParseRequestHead(s.br, &s.req)
 	start := time.Now()
@@ -62,7 +62,7 @@ func (s *conn1) serveOne() bool {
 	if h.RequestTimeout > 0 {
 		hard = start.Add(h.RequestTimeout)
 	}
-	s.dc.setRead(h.StreamIdleTimeout, hard)
+	s.dc.setReadLazy(h.StreamIdleTimeout, hard) // for the body, if any
 	req := &s.req
 	s.bodyDone = req.Body.Kind == http1.NoBody
 	x := &s.x
@@ -210,9 +210,10 @@ func (s *conn1) forward1(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 	keep = !req.Close
 	expect := req.ExpectsContinue()
 	req.StripHopByHop()
+	now := time.Now()
 	var hard time.Time
 	if r.Timeout > 0 {
-		hard = time.Now().Add(r.Timeout)
+		hard = now.Add(r.Timeout)
 	}
 	idle := h.StreamIdleTimeout
 	switch {
@@ -222,19 +223,27 @@ func (s *conn1) forward1(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 		idle = r.IdleTimeout
 	}
 	if idle != h.StreamIdleTimeout {
-		s.dc.setRead(idle, s.dc.readHard)
+		s.dc.setReadLazy(idle, s.dc.readHard)
 	}
 	var cn *upstream.Conn1
 	bodySent := false
+	replayable := reqBody.Kind == http1.NoBody && idempotent(req)
 	for attempt := 0; ; attempt++ {
 		var err error
-		cn, err = cl.HTTP1(s.ctx, host)
+		if replayable && attempt == 0 {
+			cn, err = cl.HTTP1Replayable(s.ctx, host) // resent below if it was stale
+		} else {
+			cn, err = cl.HTTP1(s.ctx, host)
+		}
 		if err != nil {
 			status, reason := upstreamReason(err)
 			return s.localReply(status, reason, nil, wc.ResponseHeaders, nil), status, 0, 0
 		}
+		if !cn.Reused() {
+			now = time.Now() // after the dial: the idle wait starts here
+		}
 		s.cur.Store(cn)
-		s.dc.setUp(cn.Conn, idle, hard)
+		s.dc.setUp(cn.Conn, idle, hard, now)
 		err = http1.WriteRequestHead(cn.W, req)
 		if err == nil {
 			if expect || reqBody.Kind == http1.NoBody {
@@ -247,7 +256,7 @@ func (s *conn1) forward1(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 			}
 		}
 		if err == nil {
-			s.dc.setUp(cn.Conn, idle, hard) // the wait for the response starts now
+			s.dc.restartUp() // the wait for the response starts now
 			err = s.readResponseHead(cn, &bodySent, reqBody, &tx)
 		}
 		if err == nil {
@@ -255,10 +264,10 @@ func (s *conn1) forward1(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 		}
 		reused := cn.Reused()
 		s.cur.Store(nil)
-		s.dc.setUp(nil, 0, time.Time{})
+		s.dc.up = nil
 		cn.SetDeadline(time.Time{})
 		cn.Release(false)
-		if reused && attempt == 0 && reqBody.Kind == http1.NoBody && idempotent(req) && s.ctx.Err() == nil &&
+		if reused && attempt == 0 && replayable && s.ctx.Err() == nil &&
 			!errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, errDownstream) {
 			continue // the server closed an idle connection as we reused it
 		}
@@ -278,7 +287,7 @@ func (s *conn1) forward1(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 	if resp.Upgrading() {
 		if !upgrading {
 			s.cur.Store(nil)
-			s.dc.setUp(nil, 0, time.Time{})
+			s.dc.up = nil
 			cn.Release(false)
 			return s.localReply(502, ReasonUpstreamProtocol, nil, wc.ResponseHeaders, nil), 502, 0, tx
 		}
@@ -289,7 +298,7 @@ func (s *conn1) forward1(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 		if err == nil {
 			err = s.bw.Flush()
 		}
-		s.dc.setUp(nil, 0, time.Time{})
+		s.dc.up = nil
 		s.dc.setRead(0, time.Time{})
 		cn.SetDeadline(time.Time{})
 		s.dc.cut(cn.Conn)
@@ -314,7 +323,7 @@ func (s *conn1) forward1(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 		rx, err = http1.CopyBody(s.bw, cn.R, in, out)
 	}
 	s.cur.Store(nil)
-	s.dc.setUp(nil, 0, time.Time{})
+	s.dc.up = nil
 	cn.SetDeadline(time.Time{})
 	if err != nil {
 		// Bytes of the response went out: all that is left is closing.
@@ -362,7 +371,7 @@ func (s *conn1) readResponseHead(cn *upstream.Conn1, bodySent *bool, reqBody htt
 			}
 			*bodySent = true
 			s.bodyDone = true
-			s.dc.setUp(cn.Conn, s.dc.upIdle, s.dc.upHard)
+			s.dc.restartUp()
 		}
 	}
 }

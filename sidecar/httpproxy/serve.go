@@ -97,15 +97,21 @@ func (c *bufferedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
 // readHard), and each write pushes the upstream connection's read deadline
 // to now+upIdle (capped at upHard), so that a response streaming to the
 // client is idle only when nothing arrives for upIdle.
+//
+// Deadlines are timer operations, so they change only when they must: the
+// deadline in force may be earlier than the one wanted by up to 1/16 of the
+// idle timeout (never later), readSet and upSet record what is in force,
+// and a deadline for reads that may never happen (the rest of a request
+// whose body there is none of) is applied by the next Read, if any.
 type dconn struct {
 	net.Conn
 	readIdle time.Duration
 	readHard time.Time
-	readSet  time.Time // the deadline last set
-	up       net.Conn
+	readSet  time.Time // the read deadline in force
+	up       net.Conn  // nil: none, or its deadlines are unknown (set anew)
 	upIdle   time.Duration
 	upHard   time.Time
-	upSet    time.Time
+	upSet    time.Time // up's read deadline in force; its write deadline is upHard
 	// stopped is set when the connection's context ended, just before its
 	// deadlines are set in the past; every later deadline change checks it
 	// so that none undoes them.
@@ -122,25 +128,60 @@ func (d *dconn) cut(c net.Conn) {
 	}
 }
 
-// setRead sets the read timeouts for what follows.
+// setRead sets the read timeouts for what follows, now.
 func (d *dconn) setRead(idle time.Duration, hard time.Time) {
 	d.readIdle, d.readHard = idle, hard
-	d.readSet = time.Time{}
-	d.Conn.SetReadDeadline(deadline(time.Now(), idle, hard))
-	d.cut(d.Conn)
+	d.pushRead(deadline(time.Now(), idle, hard))
 }
 
-// setUp sets (or, with up nil, clears) the upstream connection whose read
-// deadline downstream writes push, and sets its deadlines: reads within
-// idle (from now) and hard, writes within hard. Call it again when the
-// request is sent: the wait for the response starts then.
-func (d *dconn) setUp(up net.Conn, idle time.Duration, hard time.Time) {
+// setReadLazy sets the read timeouts for what follows; the next Read
+// applies them (a cheaper setRead for reads that may not happen).
+func (d *dconn) setReadLazy(idle time.Duration, hard time.Time) {
+	d.readIdle, d.readHard = idle, hard
+}
+
+// pushRead sets the read deadline to next unless the one in force is at
+// most readIdle/16 earlier.
+func (d *dconn) pushRead(next time.Time) {
+	if moved(next, d.readSet, d.readIdle) {
+		d.readSet = next
+		d.Conn.SetReadDeadline(next)
+		d.cut(d.Conn)
+	}
+}
+
+// setUp sets the upstream connection whose read deadline downstream writes
+// push, and its deadlines: reads within idle (from now) and hard, writes
+// within hard. A connection from the pool has no deadlines (Conn1.Release
+// wants them cleared). Call restartUp when the request is sent: the wait
+// for the response starts then; clear d.up when the exchange is over.
+func (d *dconn) setUp(up net.Conn, idle time.Duration, hard time.Time, now time.Time) {
 	d.up, d.upIdle, d.upHard = up, idle, hard
-	d.upSet = deadline(time.Now(), idle, hard)
-	if up != nil {
+	d.upSet = deadline(now, idle, hard)
+	switch {
+	case d.upSet.IsZero() && hard.IsZero():
+		return // none wanted, none in force
+	case d.upSet.Equal(hard):
+		up.SetDeadline(hard) // one call for both
+	default:
 		up.SetReadDeadline(d.upSet)
-		up.SetWriteDeadline(hard)
-		d.cut(up)
+		if !hard.IsZero() {
+			up.SetWriteDeadline(hard)
+		}
+	}
+	d.cut(up)
+}
+
+// restartUp pushes the upstream read deadline to now+upIdle (capped at
+// upHard).
+func (d *dconn) restartUp() {
+	if d.up == nil || d.upIdle <= 0 || (!d.upHard.IsZero() && d.upSet.Equal(d.upHard)) {
+		return // capped at the hard deadline already: nothing later moves it
+	}
+	if next := deadline(time.Now(), d.upIdle, d.upHard); moved(next, d.upSet, d.upIdle) {
+		d.upSet = next
+		d.up.SetReadDeadline(next)
+		d.cut(d.up)
 	}
 }
 
@@ -158,30 +199,25 @@ func deadline(now time.Time, idle time.Duration, hard time.Time) time.Time {
 
 // moved reports whether a deadline of next is worth setting over set: the
 // idle deadlines move by at least 1/16 of idle, so a busy stream does not
-// reset a timer on every read.
+// reset a timer on every read; an earlier one always moves.
 func moved(next, set time.Time, idle time.Duration) bool {
+	if next.IsZero() || set.IsZero() {
+		return !next.Equal(set)
+	}
 	return next.Sub(set) > idle/16 || next.Before(set)
 }
 
 func (d *dconn) Read(b []byte) (int, error) {
 	if d.readIdle > 0 {
-		if next := deadline(time.Now(), d.readIdle, d.readHard); moved(next, d.readSet, d.readIdle) {
-			d.readSet = next
-			d.Conn.SetReadDeadline(next)
-			d.cut(d.Conn)
-		}
+		d.pushRead(deadline(time.Now(), d.readIdle, d.readHard))
+	} else if !d.readHard.Equal(d.readSet) {
+		d.pushRead(d.readHard)
 	}
 	return d.Conn.Read(b)
 }
 
 func (d *dconn) Write(b []byte) (int, error) {
-	if d.up != nil && d.upIdle > 0 {
-		if next := deadline(time.Now(), d.upIdle, d.upHard); moved(next, d.upSet, d.upIdle) {
-			d.upSet = next
-			d.up.SetReadDeadline(next)
-			d.cut(d.up)
-		}
-	}
+	d.restartUp()
 	return d.Conn.Write(b)
 }
 

@@ -132,9 +132,28 @@ func (cn *Conn1) close() {
 // a host no longer in the cluster (removed after Pick) the connection is
 // new and closes on Release.
 func (c *Cluster) HTTP1(ctx context.Context, h *lb.Host) (*Conn1, error) {
+	return c.http1(ctx, h, 0)
+}
+
+// ReplayPeekAfter is how long a connection must have been idle for
+// HTTP1Replayable to check it with MSG_PEEK before reuse.
+const ReplayPeekAfter = time.Second
+
+// HTTP1Replayable is HTTP1 for a request the caller resends once, on a
+// connection from HTTP1, when this one fails before any byte of the
+// response arrived and Reused says it had served an earlier request. It
+// skips the liveness peek (a system call per request) for a connection idle
+// less than ReplayPeekAfter: a server closes a keep-alive connection on its
+// idle timeout, seconds after its last response, and the rare one closed
+// sooner costs the resend, which peeks at every connection it considers.
+func (c *Cluster) HTTP1Replayable(ctx context.Context, h *lb.Host) (*Conn1, error) {
+	return c.http1(ctx, h, ReplayPeekAfter)
+}
+
+func (c *Cluster) http1(ctx context.Context, h *lb.Host, peekAfter time.Duration) (*Conn1, error) {
 	ep := c.endpointOf(h)
 	if ep != nil {
-		if cn := ep.takeIdle(); cn != nil {
+		if cn := ep.takeIdle(peekAfter); cn != nil {
 			c.stats.UpstreamCxReused.Add(1)
 			return cn, nil
 		}
@@ -162,8 +181,9 @@ func (ep *endpoint) isClosed() bool {
 	return ep.closed
 }
 
-// takeIdle pops live idle connections until one passes the checks.
-func (ep *endpoint) takeIdle() *Conn1 {
+// takeIdle pops live idle connections until one passes the checks; one
+// idle for less than peekAfter is not peeked at.
+func (ep *endpoint) takeIdle(peekAfter time.Duration) *Conn1 {
 	for {
 		ep.mu.Lock()
 		n := len(ep.idle)
@@ -175,11 +195,15 @@ func (ep *endpoint) takeIdle() *Conn1 {
 		ep.idle[n-1] = nil
 		ep.idle = ep.idle[:n-1]
 		ep.mu.Unlock()
-		if t := ep.c.idleTimeout; t > 0 && time.Since(cn.idleSince) > t {
-			cn.close()
-			continue
+		var idle time.Duration
+		if t := ep.c.idleTimeout; t > 0 || peekAfter > 0 {
+			idle = time.Since(cn.idleSince)
+			if t > 0 && idle > t {
+				cn.close()
+				continue
+			}
 		}
-		if !cn.alive() {
+		if (peekAfter == 0 || idle >= peekAfter) && !cn.alive() {
 			ep.c.stats.UpstreamCxStale.Add(1)
 			cn.close()
 			continue
