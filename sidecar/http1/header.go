@@ -148,18 +148,28 @@ var hopByHop = [...]string{
 // "TE: trailers" if it offered trailers. When upgrading, Upgrade stays and
 // "Connection: Upgrade" is added back.
 func (h *Header) stripHopByHop(upgrading bool) {
-	teTrailers := h.HasToken("TE", "trailers")
+	teTrailers, connection := false, false
 	for i := range h.fields {
 		f := &h.fields[i]
-		for _, name := range hopByHop {
-			if equalFold(f.name, name) && !(upgrading && name == "Upgrade") {
-				f.drop = true
-				break
-			}
+		switch name := hopByHopName(f.name); name {
+		case "":
+		case "Upgrade":
+			f.drop = !upgrading
+		case "TE":
+			f.drop = true
+			teTrailers = teTrailers || listHas(f.value, "trailers")
+		case "Connection":
+			f.drop = true
+			connection = true
+		default:
+			f.drop = true
 		}
 	}
 	// Fields named in Connection; upgrading keeps Upgrade even if named.
 	for i := range h.fields {
+		if !connection {
+			break
+		}
 		if !equalFold(h.fields[i].name, "Connection") {
 			continue
 		}
@@ -187,6 +197,38 @@ func (h *Header) stripHopByHop(upgrading bool) {
 	if upgrading {
 		h.Add("Connection", "Upgrade")
 	}
+}
+
+// hopByHopName returns the entry of hopByHop that name is (any case), or
+// "". It looks at the length first: most fields are none of them.
+func hopByHopName(name []byte) string {
+	var c string
+	switch len(name) {
+	case 2:
+		c = "TE"
+	case 7:
+		if lower(name[0]) == 't' {
+			c = "Trailer"
+		} else {
+			c = "Upgrade"
+		}
+	case 10:
+		if lower(name[0]) == 'c' {
+			c = "Connection"
+		} else {
+			c = "Keep-Alive"
+		}
+	case 16:
+		c = "Proxy-Connection"
+	case 17:
+		c = "Transfer-Encoding"
+	default:
+		return ""
+	}
+	if equalFold(name, c) {
+		return c
+	}
+	return ""
 }
 
 // listElems yields the non-empty elements of a comma-separated list with

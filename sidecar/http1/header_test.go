@@ -235,3 +235,22 @@ func TestWriteResponseHead(t *testing.T) {
 		})
 	}
 }
+
+// TestHopByHopName: the length-first lookup stripHopByHop uses knows every
+// hop-by-hop field in any case, and no field that merely shares a length
+// or a first letter with one.
+func TestHopByHopName(t *testing.T) {
+	for _, name := range hopByHop {
+		for _, v := range []string{name, strings.ToLower(name), strings.ToUpper(name)} {
+			if got := hopByHopName([]byte(v)); got != name {
+				t.Errorf("hopByHopName(%q) = %q, want %q", v, got, name)
+			}
+		}
+	}
+	for _, v := range []string{"Host", "TF", "Trailers", "Upgrad", "Uparade", "Keep-Alivx", "Connectiom",
+		"Content-Length", "Proxy-Connectiom", "Transfer-Encodinf", "Accept-Encoding", ""} {
+		if got := hopByHopName([]byte(v)); got != "" {
+			t.Errorf("hopByHopName(%q) = %q, want none", v, got)
+		}
+	}
+}
