@@ -158,9 +158,9 @@ func (d *dconn) pushRead(next time.Time) {
 func (d *dconn) setUp(up net.Conn, idle time.Duration, hard time.Time, now time.Time) {
 	d.up, d.upIdle, d.upHard = up, idle, hard
 	d.upSet = deadline(now, idle, hard)
+	// Set even when none is wanted: a connection cut just after its
+	// release (ServeConn's drain, racing) may carry a past deadline.
 	switch {
-	case d.upSet.IsZero() && hard.IsZero():
-		return // none wanted, none in force
 	case d.upSet.Equal(hard):
 		up.SetDeadline(hard) // one call for both
 	default:
