@@ -20,12 +20,12 @@ import (
 // It remembers objects by identity. That is safe because the map's keys
 // keep the objects alive, so no other resource can take the address of one
 // it remembers, and because the Generator never modifies a resource it
-// returned (Config's contract). Memory stays bounded by keeping two
-// generations: rotate, called once per regeneration round, forgets what
-// neither that round nor the one before used.
+// returned (Config's contract). Memory stays bounded: rotate, called at the
+// start of each regeneration round, forgets everything (a round follows a
+// change, after which the Generator's shared objects are new ones anyway).
 type hasher struct {
-	mu        sync.Mutex
-	cur, prev map[types.Resource]*known
+	mu  sync.Mutex
+	cur map[types.Resource]*known
 }
 
 // known is what the hasher remembers of one resource object.
@@ -38,13 +38,13 @@ type known struct {
 }
 
 func newHasher() *hasher {
-	return &hasher{cur: map[types.Resource]*known{}, prev: map[types.Resource]*known{}}
+	return &hasher{cur: map[types.Resource]*known{}}
 }
 
 // rotate starts a new generation.
 func (h *hasher) rotate() {
 	h.mu.Lock()
-	h.prev, h.cur = h.cur, make(map[types.Resource]*known, len(h.cur))
+	h.cur = make(map[types.Resource]*known, len(h.cur))
 	h.mu.Unlock()
 }
 
@@ -52,13 +52,7 @@ func (h *hasher) rotate() {
 func (h *hasher) lookup(r types.Resource) *known {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	k, ok := h.cur[r]
-	if !ok {
-		if k, ok = h.prev[r]; ok {
-			h.cur[r] = k
-		}
-	}
-	return k
+	return h.cur[r]
 }
 
 // hash returns r's version.
