@@ -38,11 +38,30 @@ func (p *Proxy) ApplyVersion(typeURL, version string, resources map[string]*anyp
 	p.stats.ConfigUpdate(typeURL, err == nil)
 	if err != nil {
 		p.log.Warn("config refused", "type", typeURL, "version", version, "err", err)
+		p.refusedFirst(typeURL)
 		return err
 	}
 	p.setVersion(typeURL, version)
 	p.log.Info("config applied", "type", typeURL, "version", version, "resources", len(resources))
 	return nil
+}
+
+// refusedFirst lets a refused first CDS or LDS update count as answered for
+// readiness. The proxy keeps serving what it has (before any listeners
+// arrive, the capture passthrough), the refusal reaches the operator's
+// status as a NACK with its reason, and the pod is not held back from
+// starting (a native sidecar gates the app) by a config it cannot apply.
+// p.mu is held.
+func (p *Proxy) refusedFirst(typeURL string) {
+	switch typeURL {
+	case xdsclient.ClusterType:
+		p.cdsAnswered = true
+	case xdsclient.ListenerType:
+		p.ldsAnswered = true
+	default:
+		return
+	}
+	p.readinessChanged()
 }
 
 // SetVersion records that the applied set of typeURL is now version: the

@@ -85,10 +85,13 @@ type Proxy struct {
 	started   bool                   // static listeners bound
 	cdsDone   bool                   // first CDS applied
 	ldsDone   bool                   // first LDS applied
-	rdsNames  map[string]bool        // route configurations the listeners use
-	draining  bool                   // Drain or DrainListeners was called
-	ready     bool                   // last readiness reported
-	versions  map[string]string      // xDS version of each type's applied set
+	// cdsAnswered and ldsAnswered: the first CDS or LDS update was refused
+	// (see refusedFirst); readiness counts it as answered.
+	cdsAnswered, ldsAnswered bool
+	rdsNames                 map[string]bool   // route configurations the listeners use
+	draining                 bool              // Drain or DrainListeners was called
+	ready                    bool              // last readiness reported
+	versions                 map[string]string // xDS version of each type's applied set
 }
 
 // config is one source's resources by name, as received, for the dump
@@ -212,8 +215,8 @@ func (p *Proxy) ListenerAddr(name string) string {
 }
 
 // Ready reports whether the listeners are bound and, with ADS, the first
-// CDS and LDS updates applied and the route configurations those
-// listeners name arrived; false from a drain on.
+// CDS and LDS updates applied (or refused: see refusedFirst) and the route
+// configurations those listeners name arrived; false from a drain on.
 func (p *Proxy) Ready() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -222,7 +225,7 @@ func (p *Proxy) Ready() bool {
 
 // readinessChanged recomputes readiness and reports a change. p.mu is held.
 func (p *Proxy) readinessChanged() {
-	ready := p.started && !p.draining && (!p.ads || (p.cdsDone && p.ldsDone))
+	ready := p.started && !p.draining && (!p.ads || ((p.cdsDone || p.cdsAnswered) && (p.ldsDone || p.ldsAnswered)))
 	if ready && !p.ready {
 		// The first time only: a route configuration that is missing
 		// later answers 404 as in Envoy, it does not unready the pod.

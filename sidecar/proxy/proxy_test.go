@@ -201,8 +201,7 @@ func mustAny(t *testing.T, m proto.Message) *anypb.Any {
 }
 
 // TestReadinessWaitsForCDSAndLDS: with ADS, ready only once the first CDS
-// and LDS updates are applied, not after a refused one; not ready once
-// draining.
+// and LDS updates are applied; not ready once draining.
 func TestReadinessWaitsForCDSAndLDS(t *testing.T) {
 	var seen []bool
 	p := newProxy(t, Config{ADS: true, OnReady: func(r bool) { seen = append(seen, r) }})
@@ -210,13 +209,8 @@ func TestReadinessWaitsForCDSAndLDS(t *testing.T) {
 		t.Fatal("ready before any config")
 	}
 	mustApply(t, p, xdsclient.ClusterType, set(t, edsCluster("c")))
-	bad := tcpListener(t, "l", 1, "c")
-	bad.Address = nil
-	if err := p.Apply(xdsclient.ListenerType, set(t, bad)); err == nil {
-		t.Fatal("a listener without an address was applied")
-	}
 	if p.Ready() {
-		t.Fatal("ready after CDS and a refused LDS")
+		t.Fatal("ready after CDS alone")
 	}
 	mustApply(t, p, xdsclient.ListenerType, set(t, tcpListener(t, "l", freePort(t), "c")))
 	if !p.Ready() {
@@ -228,6 +222,24 @@ func TestReadinessWaitsForCDSAndLDS(t *testing.T) {
 	}
 	if len(seen) != 2 || !seen[0] || seen[1] {
 		t.Errorf("OnReady saw %v, want [true false]", seen)
+	}
+}
+
+// Regression (make e2e, config/samples): a first LDS update the proxy
+// refuses (an AuthorizationPolicy's RBAC filter, not supported yet) kept
+// the proxy unready for ever, and a native sidecar that never gets ready
+// keeps its pod Pending. A refused first update now counts as answered:
+// the proxy serves what it has and the NACK reaches the operator's status.
+func TestRefusedFirstLDSCountsAsAnswered(t *testing.T) {
+	p := newProxy(t, Config{ADS: true})
+	mustApply(t, p, xdsclient.ClusterType, set(t, edsCluster("c")))
+	bad := tcpListener(t, "l", 1, "c")
+	bad.Address = nil
+	if err := p.Apply(xdsclient.ListenerType, set(t, bad)); err == nil {
+		t.Fatal("a listener without an address was applied")
+	}
+	if !p.Ready() {
+		t.Fatal("not ready after CDS and a refused first LDS")
 	}
 }
 
