@@ -6,7 +6,9 @@ package xdstest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"sync"
 	"time"
@@ -100,6 +102,9 @@ func Connect(ctx context.Context, conn grpc.ClientConnInterface, o Options) (*Cl
 				req.Node = &core.Node{Id: o.NodeID}
 			}
 			if err := st.Send(req); err != nil {
+				if errors.Is(err, io.EOF) {
+					break // the server ended the stream: run's Recv reports its status
+				}
 				cancel()
 				return nil, fmt.Errorf("subscribe %s to %s: %w", o.NodeID, t, err)
 			}
@@ -114,6 +119,9 @@ func Connect(ctx context.Context, conn grpc.ClientConnInterface, o Options) (*Cl
 		for _, t := range o.Types {
 			// Every request names the node, as Envoy does by default.
 			if err := st.Send(&discovery.DiscoveryRequest{Node: &core.Node{Id: o.NodeID}, TypeUrl: t}); err != nil {
+				if errors.Is(err, io.EOF) {
+					break // the server ended the stream: run's Recv reports its status
+				}
 				cancel()
 				return nil, fmt.Errorf("subscribe %s to %s: %w", o.NodeID, t, err)
 			}
