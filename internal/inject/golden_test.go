@@ -11,6 +11,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/skeinmesh/skein/internal/golden"
 )
 
 // refreshGolden rewrites the golden files instead of comparing with them.
@@ -94,7 +96,7 @@ func runGoldenCase(t *testing.T, name, inPath, goldenPath string) {
 			t.Fatalf("Mutate of an injected pod: %v", err)
 		}
 		if out := renderGolden(name, d, twice); !bytes.Equal(out, got) {
-			t.Errorf("Mutate of an injected pod changed it:\n%s", lineDiff(string(got), string(out)))
+			t.Errorf("Mutate of an injected pod changed it:\n%s", golden.LineDiff(string(got), string(out)))
 		}
 	}
 	if !d.Inject {
@@ -114,7 +116,7 @@ func runGoldenCase(t *testing.T, name, inPath, goldenPath string) {
 		t.Fatalf("Mutate of the injected pod: %v", err)
 	}
 	if out := renderGolden(name, d, twice); !bytes.Equal(out, got) {
-		t.Errorf("Mutate of the injected pod changed it:\n%s", lineDiff(string(got), string(out)))
+		t.Errorf("Mutate of the injected pod changed it:\n%s", golden.LineDiff(string(got), string(out)))
 	}
 }
 
@@ -156,66 +158,6 @@ func compareGolden(t *testing.T, path string, got []byte) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("%s is stale (REFRESH_GOLDEN=1 go test ./internal/inject/ rewrites it); - golden, + got:\n%s",
-			path, lineDiff(string(want), string(got)))
+			path, golden.LineDiff(string(want), string(got)))
 	}
-}
-
-// lineDiff shows the lines of a and b that differ, with a few lines of
-// context, from their longest common subsequence.
-func lineDiff(a, b string) string {
-	x, y := strings.Split(a, "\n"), strings.Split(b, "\n")
-	// lcs[i][j] is the length of the longest common subsequence of x[i:] and y[j:].
-	lcs := make([][]int, len(x)+1)
-	for i := range lcs {
-		lcs[i] = make([]int, len(y)+1)
-	}
-	for i := len(x) - 1; i >= 0; i-- {
-		for j := len(y) - 1; j >= 0; j-- {
-			if x[i] == y[j] {
-				lcs[i][j] = lcs[i+1][j+1] + 1
-			} else {
-				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
-			}
-		}
-	}
-	type line struct {
-		op   byte
-		text string
-	}
-	var lines []line
-	i, j := 0, 0
-	for i < len(x) || j < len(y) {
-		switch {
-		case i < len(x) && j < len(y) && x[i] == y[j]:
-			lines = append(lines, line{' ', x[i]})
-			i, j = i+1, j+1
-		case i < len(x) && (j == len(y) || lcs[i+1][j] >= lcs[i][j+1]):
-			lines = append(lines, line{'-', x[i]})
-			i++
-		default:
-			lines = append(lines, line{'+', y[j]})
-			j++
-		}
-	}
-	const context = 3
-	var out strings.Builder
-	last := -1
-	for k, l := range lines {
-		near := false
-		for d := max(0, k-context); d <= min(len(lines)-1, k+context); d++ {
-			if lines[d].op != ' ' {
-				near = true
-				break
-			}
-		}
-		if !near {
-			continue
-		}
-		if last >= 0 && k > last+1 {
-			out.WriteString("...\n")
-		}
-		fmt.Fprintf(&out, "%c %s\n", l.op, l.text)
-		last = k
-	}
-	return out.String()
 }

@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
+
+	"github.com/skeinmesh/skein/internal/golden"
 )
 
 // probedPod has every kind of probe and annotations, so that a change to
@@ -77,7 +79,7 @@ func TestMutateIsIdempotent(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !reflect.DeepEqual(once, twice) {
-			t.Errorf("native=%v: Mutate(Mutate(p)) differs from Mutate(p):\n%s", native, lineDiff(toYAML(t, once), toYAML(t, twice)))
+			t.Errorf("native=%v: Mutate(Mutate(p)) differs from Mutate(p):\n%s", native, golden.LineDiff(toYAML(t, once), toYAML(t, twice)))
 		}
 	}
 }
@@ -97,7 +99,7 @@ func TestMutateIsDeterministic(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got := toYAML(t, again); got != want {
-			t.Fatalf("two runs on the same pod differ:\n%s", lineDiff(want, got))
+			t.Fatalf("two runs on the same pod differ:\n%s", golden.LineDiff(want, got))
 		}
 	}
 }
