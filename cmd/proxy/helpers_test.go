@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -41,14 +42,24 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// freePort returns a port that is free on every address, for a port the
+// proxy binds after the test picked it. It is drawn below the kernel's
+// ephemeral range (ip_local_port_range starts at 32768 by default): a port
+// from that range, freed again, can be taken by any outgoing connection on
+// the machine before the proxy binds it (CI saw "address already in use").
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		port := strconv.Itoa(20000 + rand.IntN(12000))
+		ln, err := net.Listen("tcp", ":"+port)
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return port
 	}
-	defer ln.Close()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	t.Fatal("no free port below the ephemeral range")
+	return ""
 }
 
 // syncBuffer collects the proxy's log.

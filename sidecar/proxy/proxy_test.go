@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"strconv"
 	"strings"
@@ -42,14 +43,22 @@ func newProxy(t *testing.T, cfg Config) *Proxy {
 	return p
 }
 
+// freePort returns a free port below the kernel's ephemeral range, so that
+// no outgoing connection takes it between the test's pick and the proxy's
+// bind (see cmd/proxy's freePort).
 func freePort(t *testing.T) uint32 {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		port := 20000 + rand.IntN(12000)
+		ln, err := net.Listen("tcp", ":"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return uint32(port)
 	}
-	defer ln.Close()
-	return uint32(ln.Addr().(*net.TCPAddr).Port)
+	t.Fatal("no free port below the ephemeral range")
+	return 0
 }
 
 func addr(ip string, port uint32) *corev3.Address {
