@@ -31,8 +31,9 @@ func TestSetAssignmentUnderLoad(t *testing.T) {
 	}
 	var stop atomic.Bool
 	var ok, failed atomic.Int64
+	var done [workers]atomic.Int64 // requests each worker finished
 	var wg sync.WaitGroup
-	for range workers {
+	for w := range workers {
 		wg.Go(func() {
 			for !stop.Load() {
 				h, err := c.Pick(nil)
@@ -50,6 +51,7 @@ func TestSetAssignmentUnderLoad(t *testing.T) {
 					return
 				}
 				ok.Add(1)
+				done[w].Add(1)
 			}
 		})
 	}
@@ -65,14 +67,22 @@ func TestSetAssignmentUnderLoad(t *testing.T) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	// Finally only bs[0] and bs[1]; wait for every worker to have started a
-	// request since, then no request may reach bs[2] or bs[3].
+	// Finally only bs[0] and bs[1]; wait until EVERY worker has finished two
+	// requests since (so the one it had in flight during the update is
+	// done, and the next was picked after it), then no request may reach
+	// bs[2] or bs[3]. (Regression: counting 2*workers requests in all let a
+	// slow worker's old request land after the mark on a loaded CI machine.)
 	if err := c.SetAssignment(assignment(t, web, bs[0].addr, bs[1].addr)); err != nil {
 		t.Fatal(err)
 	}
-	mark := ok.Load()
-	for ok.Load() < mark+2*workers {
-		time.Sleep(time.Millisecond)
+	var marks [workers]int64
+	for w := range workers {
+		marks[w] = done[w].Load()
+	}
+	for w := range workers {
+		for done[w].Load() < marks[w]+2 && failed.Load() == 0 {
+			time.Sleep(time.Millisecond)
+		}
 	}
 	before := bs[2].reqs.Load() + bs[3].reqs.Load()
 	time.Sleep(50 * time.Millisecond)
