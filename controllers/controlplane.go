@@ -31,6 +31,9 @@ type ControlPlane struct {
 	// MeshChanged is called, from informer goroutines, whenever anything the
 	// mesh model is built from changed. It must not block.
 	MeshChanged func()
+	// Serve, when set, serves xDS until its context ends; it runs on every
+	// replica, leader or not.
+	Serve func(ctx context.Context) error
 }
 
 // statusThrottle is the shortest time between two rounds of status updates

@@ -104,6 +104,11 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		if err := mgr.Add(controlPlaneRunnable(mgr, o.ControlPlane, proxies, meshSettingsChanged)); err != nil {
 			return fmt.Errorf("add the control plane's watch: %w", err)
 		}
+		if o.ControlPlane.Serve != nil {
+			if err := mgr.Add(everyReplica(o.ControlPlane.Serve)); err != nil {
+				return fmt.Errorf("add the xDS server: %w", err)
+			}
+		}
 	}
 	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
 		&MeshConfigReconciler{Client: c, recorder: status.recorder, key: o.configKey(), settings: o.Settings,

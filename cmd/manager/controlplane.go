@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -38,10 +37,3 @@ func (r reporter) Report(kind, namespace, name string) (controllers.ProxyReport,
 	c := r.s.Status(server.ObjectKey{Kind: kind, Namespace: namespace, Name: name})
 	return controllers.ProxyReport{Total: c.Total, Synced: c.Synced, Rejected: c.Rejected, Generation: c.Generation, Message: c.NACKMessage}, true
 }
-
-// everyReplica runs on every replica, leader or not: each serves the
-// proxies connected to it.
-type everyReplica func(ctx context.Context) error
-
-func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
-func (everyReplica) NeedLeaderElection() bool          { return false }

@@ -103,8 +103,8 @@ func main() {
 			log.Error(err, "Unable to set up the control plane")
 			os.Exit(1)
 		}
-		opts.ControlPlane = &controllers.ControlPlane{Proxies: reporter{cp.Server}, ProxiesChanged: cp.Server.Changes(), MeshChanged: cp.MeshChanged}
-		utilruntime.Must(mgr.Add(everyReplica(func(ctx context.Context) error { return cp.Serve(ctx, xdsAddr) })))
+		opts.ControlPlane = &controllers.ControlPlane{Proxies: reporter{cp.Server}, ProxiesChanged: cp.Server.Changes(), MeshChanged: cp.MeshChanged,
+			Serve: func(ctx context.Context) error { return cp.Serve(ctx, xdsAddr) }}
 	}
 	if err := controllers.Setup(ctx, mgr, opts); err != nil {
 		log.Error(err, "Unable to set up the reconcilers")

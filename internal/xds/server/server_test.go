@@ -119,18 +119,7 @@ func TestNACKShowsInStatus(t *testing.T) {
 	modes(t, func(t *testing.T, delta bool) {
 		gen := newTestGenerator()
 		s := startServer(t, Options{Generate: gen.Generate})
-		ctx := testCtx(t)
-		c, err := xdstest.Connect(ctx, s.conn, xdstest.Options{NodeID: webNode, Delta: delta,
-			Reject: func(typ, _ string, res map[string]*anypb.Any) string {
-				if typ == resource.EndpointType && endpointPort(t, res["backend"]) == 8080 {
-					return "port 8080 is reserved"
-				}
-				return ""
-			}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		connectRefusing8080(t, s, delta)
 		got := waitStatus(t, s, "NACK reported", func(c ProxyCounts) bool { return c.Rejected == 1 })
 		if got.Total != 1 || got.Synced != 0 {
 			t.Errorf("Status = %+v, want 1 proxy, rejected, not synced", got)
@@ -389,18 +378,7 @@ func TestNACKedVersionIsNotResent(t *testing.T) {
 	modes(t, func(t *testing.T, delta bool) {
 		gen := newTestGenerator()
 		s := startServer(t, Options{Generate: gen.Generate})
-		ctx := testCtx(t)
-		c, err := xdstest.Connect(ctx, s.conn, xdstest.Options{NodeID: webNode, Delta: delta,
-			Reject: func(typ, _ string, res map[string]*anypb.Any) string {
-				if typ == resource.EndpointType && endpointPort(t, res["backend"]) == 8080 {
-					return "port 8080 is reserved"
-				}
-				return ""
-			}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := connectRefusing8080(t, s, delta)
 		waitStatus(t, s, "NACK reported", func(c ProxyCounts) bool { return c.Rejected == 1 })
 		time.Sleep(500 * time.Millisecond)
 		if n := c.Responses(resource.EndpointType); n != 1 {
@@ -413,4 +391,22 @@ func TestNACKedVersionIsNotResent(t *testing.T) {
 			t.Errorf("endpoint responses = %d after the fix, want 2", n)
 		}
 	})
+}
+
+// connectRefusing8080 connects webNode as a proxy that NACKs endpoints on
+// port 8080 (the test generator's default) with "port 8080 is reserved".
+func connectRefusing8080(t *testing.T, s *testServer, delta bool) *xdstest.Client {
+	t.Helper()
+	c, err := xdstest.Connect(testCtx(t), s.conn, xdstest.Options{NodeID: webNode, Delta: delta,
+		Reject: func(typ, _ string, res map[string]*anypb.Any) string {
+			if typ == resource.EndpointType && endpointPort(t, res["backend"]) == 8080 {
+				return "port 8080 is reserved"
+			}
+			return ""
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
 }
