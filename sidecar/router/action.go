@@ -196,7 +196,7 @@ func regexRewrite(p path, rr *matcherv3.RegexMatchAndSubstitute) (*regexp.Regexp
 
 func retryPolicy(p path, rp *routev3.RetryPolicy) (*RetryPolicy, error) {
 	if err := onlyFields(rp, p, "retry_on", "num_retries", "per_try_timeout", "per_try_idle_timeout",
-		"retriable_status_codes", "retry_back_off"); err != nil {
+		"retriable_status_codes", "retry_back_off", "retry_host_predicate", "host_selection_retry_max_attempts"); err != nil {
 		return nil, err
 	}
 	out := &RetryPolicy{
@@ -222,6 +222,18 @@ func retryPolicy(p path, rp *routev3.RetryPolicy) (*RetryPolicy, error) {
 	if out.On == 0 {
 		return nil, p.field("retry_on").err("no retry condition")
 	}
+	for i, hp := range rp.GetRetryHostPredicate() {
+		if !previousHosts(hp) {
+			return nil, p.index("retry_host_predicate", i).err(fmt.Sprintf("%q is not supported by skein-proxy (only %s)", hp.GetName(), previousHostsName))
+		}
+		out.PreviousHosts = true
+	}
+	if n := rp.GetHostSelectionRetryMaxAttempts(); n != 0 {
+		if n < 0 {
+			return nil, p.field("host_selection_retry_max_attempts").err("must not be negative")
+		}
+		out.HostSelectionMaxAttempts = uint32(min(n, maxHostSelectionAttempts))
+	}
 	if len(rp.GetRetriableStatusCodes()) > 0 {
 		out.RetriableStatusCodes = append([]uint32(nil), rp.GetRetriableStatusCodes()...)
 	}
@@ -245,6 +257,25 @@ func retryPolicy(p path, rp *routev3.RetryPolicy) (*RetryPolicy, error) {
 		out.BackOffMax = 10 * out.BackOffBase
 	}
 	return out, nil
+}
+
+// The previous hosts retry host predicate, by its extension name and its
+// typed_config's type.
+const (
+	previousHostsName = "envoy.retry_host_predicates.previous_hosts"
+	previousHostsType = "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+	// maxHostSelectionAttempts caps host_selection_retry_max_attempts: each
+	// is a balancer pick, and a retry should not spin on a small cluster.
+	maxHostSelectionAttempts = 100
+)
+
+// previousHosts reports whether hp is the previous hosts predicate: its
+// typed_config says so, or, without one, its name (the deprecated form).
+func previousHosts(hp *routev3.RetryPolicy_RetryHostPredicate) bool {
+	if tc := hp.GetTypedConfig(); tc != nil {
+		return tc.GetTypeUrl() == previousHostsType
+	}
+	return hp.GetName() == previousHostsName
 }
 
 func hashPolicy(p path, h *routev3.RouteAction_HashPolicy) (HashPolicy, error) {

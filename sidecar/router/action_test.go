@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/host/previous_hosts/v3" // for typedConfig in YAML
 
 	"github.com/skeinmesh/skein/sidecar/http1"
 )
@@ -312,6 +313,41 @@ virtualHosts:
 	}
 	if oneRoute(t, `{match: {prefix: /}, route: {cluster: c}}`).Retry != nil {
 		t.Error("no policy: Retry not nil")
+	}
+	// Istio's default policy: previous_hosts by name or typed_config.
+	for _, pred := range []string{
+		`{name: envoy.retry_host_predicates.previous_hosts}`,
+		`{name: p, typedConfig: {"@type": type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate}}`,
+	} {
+		rp := oneRoute(t, `{match: {prefix: /}, route: {cluster: c, retryPolicy: {retryOn: "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes", numRetries: 2, retriableStatusCodes: [503], hostSelectionRetryMaxAttempts: "5", retryHostPredicate: [`+pred+`]}}}`).Retry
+		if !rp.PreviousHosts || rp.HostSelectionMaxAttempts != 5 || rp.NumRetries != 2 || !rp.Retries(503) || rp.Retries(502) {
+			t.Errorf("%s: %+v", pred, rp)
+		}
+	}
+}
+
+func TestRetryGRPCAndBackOff(t *testing.T) {
+	rp := &RetryPolicy{On: RetryGRPCUnavailable | RetryGRPCCancelled, BackOffBase: 25 * time.Millisecond, BackOffMax: 250 * time.Millisecond}
+	for code, retried := range map[int]bool{14: true, 1: true, 4: false, 13: false, 8: false, 0: false, 2: false} {
+		if rp.GRPCRetries(code) != retried {
+			t.Errorf("GRPCRetries(%d) = %v", code, !retried)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		n    int           // retry number
+		u    float64       // the random number
+		want time.Duration // the wait
+	}{
+		{"first retry, top of range", 1, 0.999999, 25 * time.Millisecond},
+		{"second retry doubles", 2, 0.5, 25 * time.Millisecond},
+		{"third retry", 3, 0.5, 50 * time.Millisecond},
+		{"capped at max", 10, 0.5, 125 * time.Millisecond},
+		{"no wait at zero", 4, 0, 0},
+	} {
+		if got := rp.BackOff(tc.n, tc.u).Round(time.Millisecond); got != tc.want {
+			t.Errorf("%s: BackOff(%d, %v) = %v, want %v", tc.name, tc.n, tc.u, got, tc.want)
+		}
 	}
 }
 

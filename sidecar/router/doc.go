@@ -42,6 +42,7 @@
 //     runtime_fraction, non_forwarding_action, filter_action,
 //     request_mirror_policies, hedge_policy, rate_limits, cors,
 //     path_rewrite_policy, host_rewrite_header, internal_redirect_policy,
-//     upgrade_configs, vhds, retry host predicates and priorities,
+//     upgrade_configs, vhds, retry host predicates other than
+//     previous_hosts, retry priorities, retry_options_predicates,
 //     require_tls other than NONE, direct response bodies from files.
 package router

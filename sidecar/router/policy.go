@@ -66,6 +66,46 @@ type RetryPolicy struct {
 	// RetriableStatusCodes are the statuses retried under
 	// RetryRetriableStatusCodes; nil means none.
 	RetriableStatusCodes []uint32
+	// PreviousHosts is the previous_hosts retry host predicate: a retry
+	// goes to a host not tried yet for this request when the balancer
+	// offers one within HostSelectionMaxAttempts picks. false means a
+	// retry may pick any host, the one that failed included.
+	PreviousHosts bool
+	// HostSelectionMaxAttempts is host_selection_retry_max_attempts: how
+	// many times a retry's pick is redone when it returns a host already
+	// tried; 0 (unset) is Envoy's default, 1. The last pick is used
+	// whatever it returned.
+	HostSelectionMaxAttempts uint32
+}
+
+// GRPCRetries reports whether a gRPC response carrying grpc-status code
+// (in its HEADERS: a trailers-only response) is retried under p.
+func (p *RetryPolicy) GRPCRetries(code int) bool {
+	switch code {
+	case 1:
+		return p.On.Has(RetryGRPCCancelled)
+	case 4:
+		return p.On.Has(RetryGRPCDeadlineExceeded)
+	case 8:
+		return p.On.Has(RetryGRPCResourceExhausted)
+	case 13:
+		return p.On.Has(RetryGRPCInternal)
+	case 14:
+		return p.On.Has(RetryGRPCUnavailable)
+	}
+	return false
+}
+
+// BackOff is the wait before retry n (1 for the first retry) given a
+// random number u in [0, 1): Envoy's fully jittered exponential back-off,
+// uniform in [0, min(BackOffBase*2^(n-1), BackOffMax)).
+func (p *RetryPolicy) BackOff(n int, u float64) time.Duration {
+	limit := p.BackOffBase
+	for i := 1; i < n && limit < p.BackOffMax; i++ {
+		limit *= 2
+	}
+	limit = min(limit, p.BackOffMax)
+	return time.Duration(u * float64(limit))
 }
 
 // Retries reports whether a response with status is retried under p, for
