@@ -50,6 +50,7 @@ var clusterFields = []string{
 	"least_request_lb_config", "round_robin_lb_config", "common_lb_config", "transport_socket",
 	"metadata", "protocol_selection", "upstream_connection_options", "ignore_health_on_host_removal",
 	"load_balancing_policy", "track_cluster_stats", "track_timeout_budgets", "preconnect_policy",
+	"upstream_bind_config",
 }
 
 // Compile validates a Cluster and builds its runtime form. Errors name the
@@ -364,9 +365,13 @@ func (c *Cluster) compileTransport(pb *clusterv3.Cluster) error {
 	return fmt.Errorf("transport_socket: %q not supported (raw_buffer only)", ts.GetName())
 }
 
-// compileConnection reads upstream_connection_options into the dialer.
+// compileConnection reads upstream_bind_config and
+// upstream_connection_options into the dialer.
 func (c *Cluster) compileConnection(pb *clusterv3.Cluster) error {
 	c.dialer.KeepAlive = -1 // Envoy: no TCP keepalive unless configured
+	if err := c.compileBind(pb.GetUpstreamBindConfig()); err != nil {
+		return fmt.Errorf("upstream_bind_config: %w", err)
+	}
 	o := pb.GetUpstreamConnectionOptions()
 	if o == nil {
 		return nil
@@ -386,6 +391,39 @@ func (c *Cluster) compileConnection(pb *clusterv3.Cluster) error {
 		}
 		c.dialer.KeepAlive = 0
 	}
+	return nil
+}
+
+// compileBind reads upstream_bind_config: the local address every upstream
+// connection is made from (the control plane's inbound clusters connect to
+// the app from 127.0.0.6, which the capture rules never redirect). Only
+// source_address is supported; a connection to an address of the other
+// family fails, as in Envoy without extra_source_addresses.
+func (c *Cluster) compileBind(b *corev3.BindConfig) error {
+	if b == nil {
+		return nil
+	}
+	if err := onlyFields(b, "", "source_address"); err != nil {
+		return err
+	}
+	sa := b.GetSourceAddress()
+	if sa == nil {
+		return errors.New("source_address: required")
+	}
+	if err := onlyFields(sa, "source_address", "address", "port_value", "protocol"); err != nil {
+		return err
+	}
+	if sa.GetProtocol() != corev3.SocketAddress_TCP {
+		return errors.New("source_address.protocol: TCP only")
+	}
+	ip, err := netip.ParseAddr(sa.GetAddress())
+	if err != nil || ip.Zone() != "" {
+		return fmt.Errorf("source_address.address: %q is not an IP address", sa.GetAddress())
+	}
+	if sa.GetPortValue() > 65535 {
+		return fmt.Errorf("source_address.port_value: %d is not a port", sa.GetPortValue())
+	}
+	c.dialer.LocalAddr = &net.TCPAddr{IP: ip.Unmap().AsSlice(), Port: int(sa.GetPortValue())}
 	return nil
 }
 

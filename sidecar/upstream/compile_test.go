@@ -1,6 +1,8 @@
 package upstream
 
 import (
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -278,6 +280,20 @@ func TestCompileRefuses(t *testing.T) {
 			pb.LoadAssignment = assignment(t, web, "10.0.0.1:80")
 			return pb
 		}, `cluster "` + web + `": load_assignment: not allowed on an EDS cluster (endpoints come from EDS)`},
+		{"bind with freebind", func(pb *clusterv3.Cluster) *clusterv3.Cluster {
+			pb.UpstreamBindConfig = bindTo("127.0.0.6")
+			pb.UpstreamBindConfig.Freebind = wrapperspb.Bool(true)
+			return pb
+		}, `cluster "` + web + `": upstream_bind_config: freebind: not supported`},
+		{"bind to a name", func(pb *clusterv3.Cluster) *clusterv3.Cluster {
+			pb.UpstreamBindConfig = bindTo("localhost")
+			return pb
+		}, `cluster "` + web + `": upstream_bind_config: source_address.address: "localhost" is not an IP address`},
+		{"bind over UDP", func(pb *clusterv3.Cluster) *clusterv3.Cluster {
+			pb.UpstreamBindConfig = bindTo("127.0.0.6")
+			pb.UpstreamBindConfig.SourceAddress.Protocol = corev3.SocketAddress_UDP
+			return pb
+		}, `cluster "` + web + `": upstream_bind_config: source_address.protocol: TCP only`},
 		{"drop overloads", func(*clusterv3.Cluster) *clusterv3.Cluster {
 			pb := staticCluster(t, web, "10.0.0.1:80")
 			pb.LoadAssignment.Policy = &endpointv3.ClusterLoadAssignment_Policy{DropOverloads: []*endpointv3.ClusterLoadAssignment_Policy_DropOverload{{Category: "x"}}}
@@ -374,5 +390,40 @@ func TestClusterFieldsExist(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(clusterFields, " "), "load_balancing_policy") {
 		t.Error("load_balancing_policy missing")
+	}
+}
+
+func bindTo(addr string) *corev3.BindConfig {
+	return &corev3.BindConfig{SourceAddress: &corev3.SocketAddress{Address: addr}}
+}
+
+// TestBindSourceAddress connects through an ORIGINAL_DST cluster bound to
+// 127.0.0.6, as the control plane's inbound clusters are: the backend sees
+// the connection come from that address.
+func TestBindSourceAddress(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	pb := originalDst()
+	pb.UpstreamBindConfig = bindTo("127.0.0.6")
+	c := mustCompile(t, pb)
+	h, err := c.Pick(&PickContext{OriginalDst: netip.MustParseAddrPort(ln.Addr().String())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := c.DialTCP(t.Context(), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	peer, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	if got := peer.RemoteAddr().(*net.TCPAddr).IP.String(); got != "127.0.0.6" {
+		t.Errorf("backend saw the connection from %s, want 127.0.0.6", got)
 	}
 }

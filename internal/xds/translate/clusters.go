@@ -6,7 +6,6 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	maglevv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/load_balancing_policies/maglev/v3"
 	randomv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/load_balancing_policies/random/v3"
 	ringhashv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/load_balancing_policies/ring_hash/v3"
@@ -263,21 +262,24 @@ func blackHoleCluster() *clusterv3.Cluster {
 	}
 }
 
-// inboundCluster reaches the local application on 127.0.0.1:port, in the
-// protocol of the service port p (HTTP/2 for a gRPC server).
+// inboundCluster reaches the local application at the address and port a
+// connection into the pod was addressed to (the pod's IP and the target
+// port: ORIGINAL_DST), from 127.0.0.6 (InboundPassthroughSource), which the
+// capture rules let through instead of capturing it again; in the
+// protocol of the service port p (HTTP/2 for a gRPC server). As Istio
+// since 1.10: an app bound to its pod IP is reached, one bound to
+// 127.0.0.1 only is not (it would not be reachable without a mesh either).
 func inboundCluster(port int32, p mesh.Port) *clusterv3.Cluster {
-	name := InboundClusterName(port)
 	return &clusterv3.Cluster{
-		Name:                          name,
+		Name:                          InboundClusterName(port),
 		TypedExtensionProtocolOptions: protocolOptions(p),
-		ClusterDiscoveryType:          &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
+		ClusterDiscoveryType:          &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST},
+		LbPolicy:                      clusterv3.Cluster_CLUSTER_PROVIDED,
 		ConnectTimeout:                durationpb.New(connectTimeoutS * time.Second),
-		LoadAssignment: &endpointv3.ClusterLoadAssignment{
-			ClusterName: name,
-			Endpoints: []*endpointv3.LocalityLbEndpoints{{
-				LbEndpoints: []*endpointv3.LbEndpoint{lbEndpoint("127.0.0.1", uint32(port))},
-			}},
-		},
+		UpstreamBindConfig: &corev3.BindConfig{SourceAddress: &corev3.SocketAddress{
+			Address:       InboundPassthroughSource,
+			PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 0},
+		}},
 	}
 }
 

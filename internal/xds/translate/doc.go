@@ -17,7 +17,7 @@
 // # Names (Istio's)
 //
 //   - Clusters "outbound|<port>|<subset>|<host>", host the Service's FQDN;
-//     "inbound|<targetPort>||" to 127.0.0.1; PassthroughCluster
+//     "inbound|<targetPort>||" (ORIGINAL_DST: the pod IP and target port, from 127.0.0.6); PassthroughCluster
 //     (ORIGINAL_DST, CLUSTER_PROVIDED); BlackHoleCluster (STATIC, no endpoints).
 //   - Listeners virtualOutbound (0.0.0.0:15001) and virtualInbound
 //     (0.0.0.0:15006), both use_original_dst; API listeners "<host>:<port>".

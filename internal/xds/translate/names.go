@@ -45,6 +45,10 @@ func OutboundClusterName(port int32, subset, host string) string {
 	return "outbound|" + strconv.Itoa(int(port)) + "|" + subset + "|" + host
 }
 
+// InboundPassthroughSource is the address inbound clusters connect to the
+// app from: skein-init's rules never capture a connection from it.
+const InboundPassthroughSource = "127.0.0.6"
+
 // InboundClusterName is Istio's "inbound|<port>||", the local application's port.
 func InboundClusterName(port int32) string {
 	return "inbound|" + strconv.Itoa(int(port)) + "||"
