@@ -2,6 +2,7 @@ package httpproxy
 
 import (
 	"bufio"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -29,14 +30,16 @@ func rawBackend(t testing.TB) string {
 			go func() {
 				defer c.Close()
 				br, bw := http1.NewReader(c), http1.NewWriter(c)
+				discard := http1.NewWriter(io.Discard)
 				var req http1.RequestHead
 				for {
 					if err := http1.ParseRequestHead(br, &req); err != nil {
 						return
 					}
-					if _, err := http1.CopyBody(bw, br, req.Body, http1.Framing{}); err != nil && req.Body.Kind != http1.NoBody {
-						// Bodies are not sent by these clients.
-						return
+					if req.Body.Kind != http1.NoBody {
+						if _, err := http1.CopyBody(discard, br, req.Body, req.Body); err != nil {
+							return
+						}
 					}
 					bw.WriteString(resp)
 					if bw.Flush() != nil {

@@ -35,7 +35,11 @@ type conn1 struct {
 	resp     http1.ResponseHead
 	x        Exchange
 	pc       upstream.PickContext
-	bodyDone bool // the request body was read (or there is none)
+	rs       retryState
+	body     keptBody1 // the request body, kept for retries
+	bodyDone bool      // the request body was read (or there is none)
+	informed bool      // a 1xx other than 100 went downstream: no retry
+	b2       *body2    // the body of a request to an HTTP/2 upstream
 	// cur is the upstream connection in use, for ServeConn to cut when
 	// the proxy gives up on the connection (drain deadline).
 	cur atomic.Pointer[upstream.Conn1]
@@ -113,7 +117,18 @@ func (s *conn1) route(start time.Time) bool {
 	st := h.stat(wc.Name)
 	s.pc = upstream.PickContext{OriginalDst: s.dst}
 	s.pc.Hash, s.pc.HasHash = r.Hash(x.Request, s.src.Addr())
-	host, err := cl.Pick(&s.pc)
+	var hard time.Time
+	if r.Timeout > 0 {
+		hard = start.Add(r.Timeout)
+	}
+	rs := &s.rs
+	policy := r.Retry
+	if upgrading {
+		policy = nil // a tunnel is not retried
+	}
+	rs.reset(policy, cl, hard)
+	defer rs.release()
+	host, err := rs.pick(cl, &s.pc)
 	if err != nil {
 		status, reason := upstreamReason(err)
 		st.RequestDone(status, time.Since(start), 0, 0)
@@ -122,16 +137,36 @@ func (s *conn1) route(start time.Time) bool {
 	if err := s.rewrite(r, wc); err != nil {
 		return s.localReply(400, ReasonBadRequest, nil, router.HeaderEdits{}, nil)
 	}
-	host.Acquire()
-	var keep bool
+	s.body.reset(policy != nil && req.Body.Kind != http1.NoBody)
+	defer s.body.free()
+	s.b2 = nil
+	s.informed = false
+	var keep, retry bool
 	var status int
 	var rx, tx int64
-	if cl.Protocol() == upstream.HTTP2 && !upgrading {
-		keep, status, rx, tx = s.forward2(cl, host, r, wc)
-	} else {
-		keep, status, rx, tx = s.forward1(cl, host, r, wc, upgrading)
+	for {
+		host.Acquire()
+		if cl.Protocol() == upstream.HTTP2 && !upgrading {
+			keep, status, rx, tx, retry = s.forward2(cl, host, r, wc)
+		} else {
+			keep, status, rx, tx, retry = s.forward1(cl, host, r, wc, upgrading)
+		}
+		host.Release()
+		if !retry {
+			break
+		}
+		if !rs.sleep(s.ctx) {
+			s.b2.end(errGaveUp)
+			st.RequestDone(0, time.Since(start), 0, tx)
+			return false // the connection is being cut
+		}
+		if host, err = rs.pick(cl, &s.pc); err != nil {
+			tx = max(tx, s.b2.end(errGaveUp))
+			status, reason := upstreamReason(err)
+			st.RequestDone(status, time.Since(start), 0, tx)
+			return s.localReply(status, reason, nil, wc.ResponseHeaders, nil)
+		}
 	}
-	host.Release()
 	st.RequestDone(status, time.Since(start), rx, tx)
 	return keep
 }
@@ -207,18 +242,17 @@ func newRequestID(b *[36]byte) []byte {
 
 // forward1 sends the request to host over an HTTP/1.1 connection from the
 // cluster's pool and the response back. It reports whether the downstream
-// connection goes on, the status sent (0: none) and the body bytes.
-func (s *conn1) forward1(cl *upstream.Cluster, host *lb.Host, r *router.Route, wc *router.WeightedCluster, upgrading bool) (keep bool, status int, rx, tx int64) {
-	h, req, resp := s.h, &s.req, &s.resp
+// connection goes on, the status sent (0: none) and the body bytes; or,
+// having sent nothing downstream, that the try failed in a way the route's
+// retry policy retries (retry).
+func (s *conn1) forward1(cl *upstream.Cluster, host *lb.Host, r *router.Route, wc *router.WeightedCluster, upgrading bool) (keep bool, status int, rx, tx int64, retry bool) {
+	h, req, resp, rs := s.h, &s.req, &s.resp, &s.rs
 	reqBody := req.Body
 	keep = !req.Close
 	expect := req.ExpectsContinue()
 	req.StripHopByHop()
 	now := time.Now()
-	var hard time.Time
-	if r.Timeout > 0 {
-		hard = now.Add(r.Timeout)
-	}
+	hard, perTry := rs.tryDeadline(now)
 	idle := h.StreamIdleTimeout
 	switch {
 	case r.IdleTimeout == router.Disabled:
@@ -240,26 +274,39 @@ func (s *conn1) forward1(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 			cn, err = cl.HTTP1(s.ctx, host)
 		}
 		if err != nil {
+			if s.retries(failureOf(err)) {
+				return keep, 0, 0, 0, true
+			}
 			status, reason := upstreamReason(err)
-			return s.localReply(status, reason, nil, wc.ResponseHeaders, nil), status, 0, 0
+			return s.localReply(status, reason, nil, wc.ResponseHeaders, nil), status, 0, 0, false
 		}
 		if !cn.Reused() {
 			now = time.Now() // after the dial: the idle wait starts here
 		}
 		s.cur.Store(cn)
 		s.dc.setUp(cn.Conn, idle, hard, now)
+		sent := false
 		err = http1.WriteRequestHead(cn.W, req)
 		if err == nil {
-			if expect || reqBody.Kind == http1.NoBody {
+			switch {
+			case reqBody.Kind == http1.NoBody:
 				err = cn.W.Flush()
-				bodySent = reqBody.Kind == http1.NoBody
-			} else {
-				tx, err = http1.CopyBody(cn.W, s.br, reqBody, reqBody)
+				bodySent = true
+			case s.body.complete:
+				// A retry: the body the first try read, as it was sent.
+				if _, err = cn.W.Write(s.body.buf); err == nil {
+					err = cn.W.Flush()
+				}
+				bodySent, tx = err == nil, int64(len(s.body.buf))
+			case expect:
+				err = cn.W.Flush()
+			default:
+				tx, err = s.copyBody(cn.W, reqBody)
 				bodySent = err == nil
-				s.bodyDone = err == nil
 			}
 		}
 		if err == nil {
+			sent = bodySent
 			s.dc.restartUp() // the wait for the response starts now
 			if cn.R.Buffered() == 0 {
 				yieldBeforeRead()
@@ -279,13 +326,16 @@ func (s *conn1) forward1(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 			continue // the server closed an idle connection as we reused it
 		}
 		if errors.Is(err, errDownstream) {
-			return false, 0, 0, tx
+			return false, 0, 0, tx, false
+		}
+		if s.retries(s.tryFailure(err, sent || bodySent, perTry, hard)) {
+			return keep, 0, 0, tx, true
 		}
 		status, reason := responseError(err)
 		if reason == ReasonUpstreamTimeout && !s.dc.readHard.IsZero() && !time.Now().Before(s.dc.readHard) && !s.bodyDone {
 			status, reason = 408, ReasonRequestTimeout // the client's body was too slow
 		}
-		return s.localReply(status, reason, nil, wc.ResponseHeaders, nil), status, 0, tx
+		return s.localReply(status, reason, nil, wc.ResponseHeaders, nil), status, 0, tx, false
 	}
 	status = resp.Status
 	if !bodySent {
@@ -296,7 +346,7 @@ func (s *conn1) forward1(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 			s.cur.Store(nil)
 			s.dc.up = nil
 			cn.Release(false)
-			return s.localReply(502, ReasonUpstreamProtocol, nil, wc.ResponseHeaders, nil), 502, 0, tx
+			return s.localReply(502, ReasonUpstreamProtocol, nil, wc.ResponseHeaders, nil), 502, 0, tx, false
 		}
 		resp.StripHopByHop()
 		resp.Proto = req.Proto
@@ -314,7 +364,14 @@ func (s *conn1) forward1(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 		}
 		s.cur.Store(nil)
 		cn.Release(false)
-		return false, status, rx, tx
+		return false, status, rx, tx, false
+	}
+	if rs.p != nil && retriesResponse(rs.p, status, resp.Header.Get("grpc-status")) && s.retries(0) {
+		s.discard(cn, bodySent)
+		return keep, 0, 0, tx, true
+	}
+	if perTry {
+		s.dc.setUp(cn.Conn, idle, rs.hard, time.Now()) // the per-try timeout ends with the head
 	}
 	upKeep := !resp.Close && bodySent
 	in := resp.Body
@@ -335,10 +392,101 @@ func (s *conn1) forward1(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 	if err != nil {
 		// Bytes of the response went out: all that is left is closing.
 		cn.Release(false)
-		return false, status, rx, tx
+		return false, status, rx, tx, false
 	}
 	cn.Release(upKeep)
-	return keep, status, rx, tx
+	return keep, status, rx, tx, false
+}
+
+// retries reports whether the request is retried after a try that failed
+// with f (0: a response the policy retries): the policy retries f, and a
+// retry can happen (retryState.mayRetry) with the request as it was, body
+// included, and nothing of the response sent downstream.
+func (s *conn1) retries(f failure) bool {
+	rs := &s.rs
+	if rs.p == nil || (f != 0 && !retriesFailure(rs.p.On, f)) || s.informed {
+		return false
+	}
+	if s.req.Body.Kind != http1.NoBody && s.body.started {
+		if s.b2 != nil && !s.b2.replayable() || s.b2 == nil && !s.body.complete {
+			return false // part of the body went and is not kept
+		}
+	}
+	return rs.mayRetry()
+}
+
+// tryFailure classifies the failure of a try after its connection was
+// obtained: sent says the request went out in full; perTry that the try's
+// deadline (hard) is the per-try timeout.
+func (s *conn1) tryFailure(err error, sent, perTry bool, hard time.Time) failure {
+	var pe *http1.Error
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		if perTry && !time.Now().Before(hard) && s.ctx.Err() == nil {
+			return failPerTryTimeout
+		}
+		return 0 // the route's timeout, or the stream idle timeout
+	case s.ctx.Err() != nil:
+		return 0
+	case errors.As(err, &pe):
+		return failProtocol
+	case !sent:
+		return failResetBeforeRequest
+	}
+	return failReset
+}
+
+// failureOf classifies an error from a connection pool.
+func failureOf(err error) failure {
+	if errors.Is(err, upstream.ErrConnectFailure) || errors.Is(err, upstream.ErrConnectTimeout) {
+		return failConnect
+	}
+	return 0
+}
+
+// discard ends a response the request is retried after: a small body is
+// read and the connection reused, otherwise the connection is closed.
+func (s *conn1) discard(cn *upstream.Conn1, bodySent bool) {
+	resp := &s.resp
+	reuse := false
+	if in := resp.Body; bodySent && !resp.Close && (in.Kind == http1.NoBody ||
+		in.Kind == http1.ContentLength && in.Length <= discardLimit) {
+		bw := http1.NewWriter(io.Discard)
+		_, err := http1.CopyBody(bw, cn.R, in, in)
+		http1.PutWriter(bw)
+		reuse = err == nil
+	}
+	s.cur.Store(nil)
+	s.dc.up = nil
+	cn.SetDeadline(time.Time{})
+	cn.Release(reuse)
+}
+
+// discardLimit is the largest response body read to keep its connection
+// when the response is retried.
+const discardLimit = 64 << 10
+
+// copyBody sends the request body to w, keeping a copy in s.body when the
+// request may be retried.
+func (s *conn1) copyBody(w *bufio.Writer, f http1.Framing) (int64, error) {
+	s.body.started = true
+	var n int64
+	var err error
+	if s.body.keep {
+		s.body.w = w
+		bw := http1.NewWriter(&s.body)
+		n, err = http1.CopyBody(bw, s.br, f, f)
+		if err == nil {
+			err = bw.Flush()
+		}
+		http1.PutWriter(bw)
+		s.body.w = nil
+		s.body.complete = err == nil && !s.body.over
+	} else {
+		n, err = http1.CopyBody(w, s.br, f, f)
+	}
+	s.bodyDone = err == nil
+	return n, err
 }
 
 // yieldBeforeRead lets the goroutines that are ready run before a read
@@ -377,14 +525,16 @@ func (s *conn1) readResponseHead(cn *upstream.Conn1, bodySent *bool, reqBody htt
 		if err := s.bw.Flush(); err != nil {
 			return errDownstream
 		}
+		if resp.Status != 100 {
+			s.informed = true
+		}
 		if resp.Status == 100 && !*bodySent {
-			n, err := http1.CopyBody(cn.W, s.br, reqBody, reqBody)
+			n, err := s.copyBody(cn.W, reqBody)
 			*tx += n
 			if err != nil {
 				return err
 			}
 			*bodySent = true
-			s.bodyDone = true
 			s.dc.restartUp()
 		}
 	}

@@ -87,7 +87,18 @@ func (p *stream2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := h.stat(wc.Name)
 	pc := upstream.PickContext{OriginalDst: p.dst}
 	pc.Hash, pc.HasHash = rt.Hash(view, p.src.Addr())
-	host, err := cl.Pick(&pc)
+	ctx := r.Context()
+	var hard time.Time
+	if rt.Timeout > 0 {
+		hard = start.Add(rt.Timeout)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, hard)
+		defer cancel()
+	}
+	rs := &retryState{}
+	rs.reset(rt.Retry, cl, hard)
+	defer rs.release()
+	host, err := rs.pick(cl, &pc)
 	if err != nil {
 		status, reason := upstreamReason(err)
 		st.RequestDone(status, time.Since(start), 0, 0)
@@ -99,23 +110,66 @@ func (p *stream2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.reply(w, x, 400, ReasonBadRequest, nil, router.HeaderEdits{})
 		return
 	}
-	ctx := r.Context()
-	if rt.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, rt.Timeout)
-		defer cancel()
-	}
 	out = out.WithContext(ctx)
-	host.Acquire()
-	defer host.Release()
+	var body *replayBody
+	if rt.Retry != nil && out.Body != nil {
+		body = newReplayBody(out.Body)
+		defer body.free()
+	}
+	t := &try2{rs: rs, body: body, conn: r.Context()}
 	var status int
 	var rx int64
-	if cl.Protocol() == upstream.HTTP11 {
-		status, rx = p.forward1(w, x, cl, host, out, wc)
-	} else {
-		status, rx = p.forward2(w, x, cl, host, out, wc)
+	for {
+		try := out
+		if body != nil {
+			try = new(http.Request)
+			*try = *out
+			try.Body = body.try()
+		}
+		host.Acquire()
+		var retry bool
+		if cl.Protocol() == upstream.HTTP11 {
+			status, rx, retry = p.forward1(w, x, cl, host, try, wc, t)
+		} else {
+			status, rx, retry = p.forward2(w, x, cl, host, try, wc, t)
+		}
+		host.Release()
+		if !retry {
+			break
+		}
+		if !rs.sleep(r.Context()) {
+			st.RequestDone(0, time.Since(start), 0, 0)
+			return // the client went away
+		}
+		if host, err = rs.pick(cl, &pc); err != nil {
+			status, reason := upstreamReason(err)
+			st.RequestDone(status, time.Since(start), 0, 0)
+			p.reply(w, x, status, reason, nil, wc.ResponseHeaders)
+			return
+		}
 	}
 	st.RequestDone(status, time.Since(start), rx, 0)
+}
+
+// try2 is what an HTTP/2 stream's try needs to decide on a retry.
+type try2 struct {
+	rs   *retryState
+	body *replayBody     // nil: no body, or no retry policy
+	conn context.Context // the downstream request's
+}
+
+// retries reports whether the request is retried after a try that failed
+// with f (0: a response the policy retries): the policy retries f, a
+// retry can happen (retryState.mayRetry) and the body can be sent again.
+func (t *try2) retries(f failure) bool {
+	rs := t.rs
+	if rs.p == nil || (f != 0 && !retriesFailure(rs.p.On, f)) {
+		return false
+	}
+	if t.body != nil && !t.body.replayable() {
+		return false
+	}
+	return rs.mayRetry()
 }
 
 // outbound is the request to send upstream: r with the route's rewrites,
@@ -177,32 +231,55 @@ func (p *stream2) outbound(r *http.Request, rt *router.Route, wc *router.Weighte
 
 // forward2 streams the exchange over an HTTP/2 connection: the request body
 // as the client sends it, the response body flushed as it arrives, then
-// the trailers.
-func (p *stream2) forward2(w http.ResponseWriter, x *Exchange, cl *upstream.Cluster, host *lb.Host, out *http.Request, wc *router.WeightedCluster) (int, int64) {
+// the trailers. retry reports a try that the route's retry policy retries,
+// nothing sent downstream.
+func (p *stream2) forward2(w http.ResponseWriter, x *Exchange, cl *upstream.Cluster, host *lb.Host, out *http.Request, wc *router.WeightedCluster, t *try2) (int, int64, bool) {
 	cc, err := cl.HTTP2(out.Context(), host)
 	if err != nil {
+		if t.retries(failureOf(err)) {
+			return 0, 0, true
+		}
 		status, reason := upstreamReason(err)
-		return p.reply(w, x, status, reason, nil, wc.ResponseHeaders), 0
+		return p.reply(w, x, status, reason, nil, wc.ResponseHeaders), 0, false
 	}
-	resp, err := cc.RoundTrip(out)
+	ctx, perTry := t.rs.tryContext(out.Context())
+	defer perTry.end()
+	resp, err := cc.RoundTrip(out.WithContext(ctx))
 	if err != nil {
+		if t.retries(t.rs.roundTripFailure(t.conn, err, perTry)) {
+			return 0, 0, true
+		}
 		status, reason := roundTripError(out.Context(), err)
-		return p.reply(w, x, status, reason, nil, wc.ResponseHeaders), 0
+		return p.reply(w, x, status, reason, nil, wc.ResponseHeaders), 0, false
 	}
+	perTry.stop()
 	defer resp.Body.Close()
-	return p.copyResponse(w, x, resp, wc)
+	if t.retriesResponse(resp) {
+		return 0, 0, true
+	}
+	status, rx := p.copyResponse(w, x, resp, wc)
+	return status, rx, false
+}
+
+// retriesResponse reports whether a response head is retried.
+func (t *try2) retriesResponse(resp *http.Response) bool {
+	return t.rs.p != nil && retriesResponse(t.rs.p, resp.StatusCode, grpcStatusOf(resp.Header.Get("Grpc-Status"))) && t.retries(0)
 }
 
 // forward1 sends the request over an HTTP/1.1 connection of the cluster's
 // pool with net/http's codec.
-func (p *stream2) forward1(w http.ResponseWriter, x *Exchange, cl *upstream.Cluster, host *lb.Host, out *http.Request, wc *router.WeightedCluster) (int, int64) {
-	ctx := out.Context()
-	cn, err := cl.HTTP1(ctx, host)
+func (p *stream2) forward1(w http.ResponseWriter, x *Exchange, cl *upstream.Cluster, host *lb.Host, out *http.Request, wc *router.WeightedCluster, t *try2) (int, int64, bool) {
+	cn, err := cl.HTTP1(out.Context(), host)
 	if err != nil {
+		if t.retries(failureOf(err)) {
+			return 0, 0, true
+		}
 		status, reason := upstreamReason(err)
-		return p.reply(w, x, status, reason, nil, wc.ResponseHeaders), 0
+		return p.reply(w, x, status, reason, nil, wc.ResponseHeaders), 0, false
 	}
-	if d, ok := ctx.Deadline(); ok {
+	ctx, perTry := t.rs.tryContext(out.Context())
+	defer perTry.end()
+	if d, ok := out.Context().Deadline(); ok {
 		cn.SetDeadline(d)
 	}
 	stop := context.AfterFunc(ctx, func() { cn.SetDeadline(time.Unix(1, 0)) })
@@ -224,15 +301,28 @@ func (p *stream2) forward1(w http.ResponseWriter, x *Exchange, cl *upstream.Clus
 	}
 	resp, err := http.ReadResponse(cn.R, out)
 	if err != nil {
-		status, reason := roundTripError(ctx, err)
+		if t.retries(t.rs.roundTripFailure(t.conn, err, perTry)) {
+			return 0, 0, true
+		}
+		status, reason := roundTripError(out.Context(), err)
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 			status, reason = 503, ReasonUpstreamReset
 		}
-		return p.reply(w, x, status, reason, nil, wc.ResponseHeaders), 0
+		return p.reply(w, x, status, reason, nil, wc.ResponseHeaders), 0, false
+	}
+	perTry.stop()
+	if t.retriesResponse(resp) {
+		// Read a small rest to keep the connection, as conn1.discard.
+		if resp.ContentLength >= 0 && resp.ContentLength <= discardLimit {
+			_, err := io.Copy(io.Discard, resp.Body)
+			reusable = err == nil && !resp.Close
+		}
+		resp.Body.Close()
+		return 0, 0, true
 	}
 	status, rx := p.copyResponse(w, x, resp, wc)
 	reusable = !resp.Close && resp.Body.Close() == nil && status != 0
-	return status, rx
+	return status, rx, false
 }
 
 // copyResponse sends resp downstream: head (with the route's edits and the
@@ -432,9 +522,10 @@ func (q *request2) Header(name string) ([]byte, bool) {
 
 // forward2 sends an HTTP/1 request to a cluster that speaks HTTP/2,
 // translating both ways (the HTTP/1 response is re-framed; trailers are
-// dropped, as HTTP/1 clients rarely read them).
-func (s *conn1) forward2(cl *upstream.Cluster, host *lb.Host, r *router.Route, wc *router.WeightedCluster) (keep bool, status int, rx, tx int64) {
-	req := &s.req
+// dropped, as HTTP/1 clients rarely read them). retry reports, as
+// forward1's, a try the route's retry policy retries, nothing sent.
+func (s *conn1) forward2(cl *upstream.Cluster, host *lb.Host, r *router.Route, wc *router.WeightedCluster) (keep bool, status int, rx, tx int64, retry bool) {
+	req, rs := &s.req, &s.rs
 	reqBody := req.Body
 	keep = !req.Close
 	req.StripHopByHop()
@@ -448,61 +539,41 @@ func (s *conn1) forward2(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 	}
 	u, err := url.ParseRequestURI(string(req.Target()))
 	if err != nil {
-		return s.localReply(400, ReasonBadRequest, nil, router.HeaderEdits{}, nil), 400, 0, 0
+		return s.localReply(400, ReasonBadRequest, nil, router.HeaderEdits{}, nil), 400, 0, 0, false
 	}
 	u.Scheme, u.Host = "http", authority
 	ctx := s.ctx
-	if r.Timeout > 0 {
+	if !rs.hard.IsZero() {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, r.Timeout)
+		ctx, cancel = context.WithDeadline(ctx, rs.hard)
 		defer cancel()
 	}
+	cc, err := cl.HTTP2(ctx, host)
+	if err != nil {
+		if s.retries(failureOf(err)) {
+			return keep, 0, 0, 0, true
+		}
+		status, reason := upstreamReason(err)
+		return s.localReply(status, reason, nil, wc.ResponseHeaders, nil), status, 0, 0, false
+	}
+	tryCtx, perTry := rs.tryContext(ctx)
+	defer perTry.end()
 	out := (&http.Request{Method: string(req.Method()), URL: u, Host: authority, Header: hdr,
-		Proto: "HTTP/2.0", ProtoMajor: 2}).WithContext(ctx)
-	done := make(chan error, 1)
+		Proto: "HTTP/2.0", ProtoMajor: 2}).WithContext(tryCtx)
 	if reqBody.Kind != http1.NoBody {
-		pr, pw := io.Pipe()
-		out.Body = pr
-		out.ContentLength = -1
-		outFraming := http1.Framing{Kind: http1.UntilClose}
+		if s.b2 == nil {
+			s.b2 = s.startBody2(reqBody)
+		}
+		out.Body, out.ContentLength = s.b2.reader(), -1
 		if reqBody.Kind == http1.ContentLength {
 			out.ContentLength = reqBody.Length
-			outFraming = reqBody
-		}
-		go func() {
-			bw := http1.NewWriter(pw)
-			n, err := http1.CopyBody(bw, s.br, reqBody, outFraming)
-			http1.PutWriter(bw)
-			tx = n
-			if err == nil {
-				err = io.EOF
-			}
-			pw.CloseWithError(err)
-			done <- err
-		}()
-	} else {
-		done <- io.EOF
-	}
-	wait := func() bool {
-		err := <-done
-		ok := err == io.EOF
-		s.bodyDone = ok
-		return ok
-	}
-	cc, err := cl.HTTP2(ctx, host)
-	var resp *http.Response
-	if err == nil {
-		resp, err = cc.RoundTrip(out)
-	} else {
-		if out.Body != nil {
-			out.Body.Close()
 		}
 	}
+	resp, err := cc.RoundTrip(out)
 	if err != nil {
-		if out.Body != nil {
-			out.Body.(*io.PipeReader).CloseWithError(err)
+		if s.retries(rs.roundTripFailure(s.ctx, err, perTry)) {
+			return keep, 0, 0, 0, true
 		}
-		wait()
 		var status int
 		var reason Reason
 		var ue *upstream.Error
@@ -511,7 +582,13 @@ func (s *conn1) forward2(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 		} else {
 			status, reason = roundTripError(ctx, err)
 		}
-		return s.localReply(status, reason, nil, wc.ResponseHeaders, nil), status, 0, tx
+		tx = s.b2.end(err)
+		return s.localReply(status, reason, nil, wc.ResponseHeaders, nil), status, 0, tx, false
+	}
+	perTry.stop() // the per-try timeout ends with the head
+	if rs.p != nil && retriesResponse(rs.p, resp.StatusCode, grpcStatusOf(resp.Header.Get("Grpc-Status"))) && s.retries(0) {
+		resp.Body.Close()
+		return keep, 0, 0, 0, true
 	}
 	defer resp.Body.Close()
 	resp1 := &s.resp
@@ -535,17 +612,90 @@ func (s *conn1) forward2(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 	resp1.Body = out1
 	keep = keep && out1.Kind != http1.UntilClose
 	s.respond(wc)
-	bodyOK := wait()
-	keep = keep && bodyOK
+	tx = s.b2.end(nil)
+	keep = keep && s.bodyDone
 	resp1.Close = !keep
 	if err := http1.WriteResponseHead(s.bw, resp1); err != nil {
-		return false, resp.StatusCode, 0, tx
+		return false, resp.StatusCode, 0, tx, false
 	}
 	br := http1.NewReader(resp.Body)
 	defer http1.PutReader(br)
 	rx, err = http1.CopyBody(s.bw, br, in, out1)
 	if err != nil {
-		return false, resp.StatusCode, rx, tx
+		return false, resp.StatusCode, rx, tx, false
 	}
-	return keep, resp.StatusCode, rx, tx
+	return keep, resp.StatusCode, rx, tx, false
+}
+
+// body2 is an HTTP/1 request body re-framed for an HTTP/2 upstream: a
+// goroutine copies it from the client into a pipe, which the tries read
+// through a replayBody when the request may be retried.
+type body2 struct {
+	s    *conn1
+	pr   *io.PipeReader
+	rb   *replayBody // nil: no retries
+	done chan error
+	tx   int64
+	over bool // end was called
+}
+
+// startBody2 starts copying the request body.
+func (s *conn1) startBody2(reqBody http1.Framing) *body2 {
+	pr, pw := io.Pipe()
+	b := &body2{s: s, pr: pr, done: make(chan error, 1)}
+	if s.body.keep {
+		b.rb = newReplayBody(pr)
+	}
+	outFraming := http1.Framing{Kind: http1.UntilClose}
+	if reqBody.Kind == http1.ContentLength {
+		outFraming = reqBody
+	}
+	s.body.started = true
+	go func() {
+		bw := http1.NewWriter(pw)
+		n, err := http1.CopyBody(bw, s.br, reqBody, outFraming)
+		http1.PutWriter(bw)
+		b.tx = n
+		if err == nil {
+			err = io.EOF
+		}
+		pw.CloseWithError(err)
+		b.done <- err
+	}()
+	return b
+}
+
+// reader is the body of a try.
+func (b *body2) reader() io.ReadCloser {
+	if b.rb != nil {
+		return b.rb.try()
+	}
+	return b.pr
+}
+
+// replayable reports whether a retry can send the body again.
+func (b *body2) replayable() bool { return b == nil || (b.rb != nil && b.rb.replayable()) }
+
+// end waits for the copy to finish, first cutting it when failed is set
+// (nothing will read the rest), and returns the bytes read; s.bodyDone
+// says whether the body arrived in full. A nil *body2 (no body) is done.
+func (b *body2) end(failed error) int64 {
+	if b == nil {
+		return 0
+	}
+	if !b.over {
+		b.over = true
+		if failed != nil {
+			b.pr.CloseWithError(failed)
+		}
+		if b.rb != nil && failed == nil {
+			b.rb.complete() // pumps what the last try left unread
+		}
+		err := <-b.done
+		b.s.bodyDone = err == io.EOF
+		if b.rb != nil {
+			b.rb.free()
+		}
+	}
+	return b.tx
 }
