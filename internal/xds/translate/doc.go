@@ -87,7 +87,24 @@
 //     (grpc-go refuses num_retries 0); back-off always explicit (25ms, cap
 //     10x base); the budget becomes the cluster's
 //     circuit_breakers.thresholds[DEFAULT].retry_budget unless
-//     circuitBreaker.maxRetries is set.
+//     circuitBreaker.maxRetries is set. Sidecar routes also get Istio's
+//     host selection: the previous_hosts retry host predicate (name and
+//     typed_config) and host_selection_retry_max_attempts 5.
+//   - no retries: a sidecar route gets Istio's default policy, as Istio
+//     gives every route: num_retries 2, retry_on "connect-failure,
+//     refused-stream,unavailable,cancelled,retriable-status-codes",
+//     retriable_status_codes [503], previous_hosts, 5 host selection
+//     attempts, Envoy's default back-off, no retry budget (the proxy then
+//     caps nothing, as Istio's max_retries 2^32-1). This is what makes a
+//     scale-down lossless: a request the terminating pod's inbound proxy
+//     answers 503 upstream_connect_failure (the app stopped listening
+//     before the caller's EDS dropped the pod) is retried on another pod.
+//     Proxyless route configurations get no default: grpc-go would accept
+//     it (its RDS validation keeps the gRPC names of retry_on, ignores the
+//     others and the host predicate, and wants num_retries >= 1), but it
+//     already retries transparently what never reached a server, and
+//     retrying CANCELLED and UNAVAILABLE for every proxyless call is a
+//     change its users did not ask for; set retries to get them.
 //   - circuitBreaker -> circuit_breakers.thresholds[DEFAULT].
 //   - outlierDetection -> outlier_detection with Envoy's other ejections
 //     (success rate; five 5xx when consecutive5xx is unset) turned off.

@@ -2,12 +2,15 @@ package translate
 
 import (
 	"strings"
+	"sync"
 	"time"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	faultcommonv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/fault/v3"
 	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
+	previoushostsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/host/previous_hosts/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -18,12 +21,49 @@ import (
 // the ones safe whatever the method.
 var defaultRetryOn = "connect-failure,refused-stream,unavailable,cancelled,retriable-4xx"
 
-// retryPolicy maps retries; nil when unset or when attempts is 0. The
-// API's retryOn names are Envoy's x-envoy-retry-on and
-// x-envoy-retry-grpc-on names, which share retry_on.
-func retryPolicy(rp *meshv1alpha1.RetryPolicy) *routev3.RetryPolicy {
+// Istio's retry policy, which a sidecar route gets when its TrafficPolicy
+// sets no retries: 2 retries of connection failures, refused streams, gRPC
+// UNAVAILABLE and CANCELLED and HTTP 503, each on a host not tried yet.
+// The 503 is what a terminating pod's inbound proxy answers
+// (upstream_connect_failure) until the caller's EDS drops the pod.
+const (
+	istioRetryOn          = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
+	istioRetries          = 2
+	istioRetriableStatus  = 503
+	hostSelectionAttempts = 5
+	previousHostsName     = "envoy.retry_host_predicates.previous_hosts"
+)
+
+var previousHostsAny = sync.OnceValue(func() *anypb.Any { return mustAny(&previoushostsv3.PreviousHostsPredicate{}) })
+
+// previousHosts sets Istio's host selection on a sidecar route's retry
+// policy: the previous_hosts predicate, up to 5 re-picks. Proxyless routes
+// do without (grpc-go ignores host predicates).
+func previousHosts(out *routev3.RetryPolicy) {
+	out.RetryHostPredicate = []*routev3.RetryPolicy_RetryHostPredicate{{
+		Name:       previousHostsName,
+		ConfigType: &routev3.RetryPolicy_RetryHostPredicate_TypedConfig{TypedConfig: previousHostsAny()},
+	}}
+	out.HostSelectionRetryMaxAttempts = hostSelectionAttempts
+}
+
+// retryPolicy maps retries; nil when attempts is 0. Unset, a sidecar route
+// gets Istio's default policy and a proxyless one none (grpc-go retries
+// what never left the client by itself). The API's retryOn names are
+// Envoy's x-envoy-retry-on and x-envoy-retry-grpc-on names, which share
+// retry_on.
+func retryPolicy(rp *meshv1alpha1.RetryPolicy, proxyless bool) *routev3.RetryPolicy {
 	if rp == nil {
-		return nil
+		if proxyless {
+			return nil
+		}
+		out := &routev3.RetryPolicy{
+			RetryOn:              istioRetryOn,
+			NumRetries:           wrapperspb.UInt32(istioRetries),
+			RetriableStatusCodes: []uint32{istioRetriableStatus},
+		}
+		previousHosts(out)
+		return out
 	}
 	attempts := orDefault(rp.Attempts, defaultRetries)
 	if attempts <= 0 {
@@ -55,6 +95,9 @@ func retryPolicy(rp *meshv1alpha1.RetryPolicy) *routev3.RetryPolicy {
 		RetryBackOff: &routev3.RetryPolicy_RetryBackOff{BaseInterval: durationpb.New(base), MaxInterval: durationpb.New(maxI)},
 	}
 	out.PerTryTimeout = duration(string(orDefault(rp.PerTryTimeout, "")))
+	if !proxyless {
+		previousHosts(out)
+	}
 	return out
 }
 

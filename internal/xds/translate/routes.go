@@ -183,7 +183,7 @@ func finishRoute(name string, match *routev3.RouteMatch, action *routev3.RouteAc
 		}
 		a.IdleTimeout = duration(string(orDefault(timeouts.Idle, "")))
 	}
-	a.RetryPolicy = retryPolicy(retries)
+	a.RetryPolicy = retryPolicy(retries, proxyless)
 	r.Action = &routev3.Route_Route{Route: a}
 	if fault != nil {
 		r.TypedPerFilterConfig = map[string]*anypb.Any{faultFilter: mustAny(httpFault(fault))}
