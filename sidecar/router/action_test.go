@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/host/previous_hosts/v3" // for typedConfig in YAML
 
 	"github.com/skeinmesh/skein/sidecar/http1"
 )
