@@ -88,14 +88,47 @@
 // On HTTP/2 only the route's timeout and the connection idle timeout apply
 // for now.
 //
+// # Retries
+//
+// The route's retry policy (router.RetryPolicy) applies on all four
+// forwarding paths. A try is retried, as Envoy's wouldRetryFromReset and
+// wouldRetryFromHeaders decide, after a connect failure, a reset before the
+// response head (reset-before-request: before the request went out),
+// REFUSED_STREAM, its per_try_timeout, a status the policy lists, or a
+// grpc-status in the response head (a trailers-only gRPC response); and
+// only while nothing of the response went downstream (a 1xx other than 100
+// counts), the request body can be sent again, and the back-off (Envoy's
+// fully jittered exponential one) ends before the route's timeout, which
+// bounds all tries together. Request bodies are kept as they stream, up to
+// RetryBufferLimit (1 MiB, Envoy's per_connection_buffer_limit_bytes
+// default): on the HTTP/1 to HTTP/1 path by a pooled copy made as the body
+// is sent (no allocation when no retry happens), on the HTTP/2 paths by one
+// goroutine per body that reads it for the tries (replayBody), so a retry
+// can start over while the client still sends. A body past the limit is
+// not retried once it started to go upstream. previous_hosts re-picks up
+// to host_selection_retry_max_attempts times while the balancer returns a
+// host already tried (hash balancers get a new key per re-pick; Envoy walks
+// the ring). A retried HTTP/1 response with a small body is read and its
+// connection kept, otherwise closed; an HTTP/2 one is reset.
+// circuit_breakers max_retries, or else retry_budget, on the cluster's
+// DEFAULT thresholds cap the requests retrying at once; a cluster with
+// neither is not capped (Envoy's default is 3; Istio sets 2^32-1).
+//
+// Where this differs from Envoy: per_try_timeout ends with the response
+// head (Envoy's covers the whole try); per_try_idle_timeout,
+// retriable_headers and retriable_request_headers, x-envoy-retry-on and
+// other retry request headers, rate-limited back-off and retry priorities
+// are not implemented; a 100 Continue is passed on from every try that
+// sends one; retries are not counted in the stats yet (upstream_rq_retry).
+//
 // # Not yet
 //
-// Retries (beyond one resend of a bodiless request whose reused keep-alive
-// connection turned out closed, as net/http does), hedging, max_stream_duration
-// and grpc-timeout, hash-policy cookie generation, auto_host_rewrite,
-// strip_*_host_port, HTTP/2 to HTTP/2 Upgrade (extended CONNECT) and
-// request trailers on the HTTP/1 to HTTP/2 path (response trailers are
-// dropped towards an HTTP/1 client); access logs are accepted and not
-// written. A local reply to an HTTP/1 request whose body was not read
-// closes the connection rather than draining the body.
+// Hedging, max_stream_duration and grpc-timeout, hash-policy cookie
+// generation, auto_host_rewrite, strip_*_host_port, HTTP/2 to HTTP/2
+// Upgrade (extended CONNECT) and request trailers on the HTTP/1 to HTTP/2
+// path (response trailers are dropped towards an HTTP/1 client); access
+// logs are accepted and not written. A local reply to an HTTP/1 request
+// whose body was not read closes the connection rather than draining the
+// body. Besides retries, a bodiless idempotent request whose reused
+// keep-alive connection turned out closed is resent once, as net/http does.
 package httpproxy
