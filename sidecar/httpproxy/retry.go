@@ -4,13 +4,15 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"golang.org/x/net/http2"
 	"io"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http2"
 
 	"github.com/skeinmesh/skein/sidecar/lb"
 	"github.com/skeinmesh/skein/sidecar/router"
@@ -280,10 +282,22 @@ func (rs *retryState) roundTripFailure(conn context.Context, err error, tt *tryT
 		return 0
 	case errors.As(err, &ue):
 		return failureOf(err)
-	case errors.As(err, &se) && se.Code == http2.ErrCodeRefusedStream:
+	case errors.As(err, &se) && se.Code == http2.ErrCodeRefusedStream, unprocessed(err):
 		return failRefusedStream
 	}
 	return failReset
+}
+
+// unprocessed reports whether an HTTP/2 round trip failed before the
+// server took the stream: the connection was closing (a graceful GOAWAY
+// whose last stream ID is below it, or the connection no longer usable).
+// Envoy resets such streams as refused (REFUSED_STREAM), which is what they
+// are; x/net's errors for them are unexported, hence their text.
+func unprocessed(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "http2: Transport received Server's graceful shutdown GOAWAY") ||
+		strings.Contains(msg, "http2: client conn not usable") ||
+		strings.Contains(msg, "http2: client conn is closed")
 }
 
 // The clusters' retries in flight, by cluster name, for circuit_breakers

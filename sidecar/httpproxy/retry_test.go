@@ -2,6 +2,8 @@ package httpproxy
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -47,6 +49,8 @@ func TestRetriesFailure(t *testing.T) {
 		{"reset retries a protocol error", router.RetryReset, failProtocol, true},
 		{"retriable-status-codes retries no failure", router.RetryRetriableStatusCodes, failConnect, false},
 		{"unavailable retries no failure", router.RetryGRPCUnavailable, failReset, false},
+		{"refused-stream retries a stream a GOAWAY left unprocessed", router.RetryRefusedStream,
+			(&retryState{}).roundTripFailure(context.Background(), errors.New("http2: Transport received Server's graceful shutdown GOAWAY"), nil), true},
 	} {
 		if got := retriesFailure(tc.on, tc.f); got != tc.want {
 			t.Errorf("%s: retriesFailure = %v", tc.name, got)
