@@ -274,7 +274,7 @@ func (s *conn1) forward1(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 			cn, err = cl.HTTP1(s.ctx, host)
 		}
 		if err != nil {
-			if s.retries(failureOf(err)) {
+			if s.retries(failureOf(err), host) {
 				return keep, 0, 0, 0, true
 			}
 			status, reason := upstreamReason(err)
@@ -328,7 +328,7 @@ func (s *conn1) forward1(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 		if errors.Is(err, errDownstream) {
 			return false, 0, 0, tx, false
 		}
-		if s.retries(s.tryFailure(err, sent || bodySent, perTry, hard)) {
+		if s.retries(s.tryFailure(err, sent || bodySent, perTry, hard), host) {
 			return keep, 0, 0, tx, true
 		}
 		status, reason := responseError(err)
@@ -366,7 +366,7 @@ func (s *conn1) forward1(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 		cn.Release(false)
 		return false, status, rx, tx, false
 	}
-	if rs.p != nil && retriesResponse(rs.p, status, resp.Header.Get("grpc-status")) && s.retries(0) {
+	if rs.p != nil && retriesResponse(rs.p, status, resp.Header.Get("grpc-status")) && s.retries(0, host) {
 		s.discard(cn, bodySent)
 		return keep, 0, 0, tx, true
 	}
@@ -398,13 +398,18 @@ func (s *conn1) forward1(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 	return keep, status, rx, tx, false
 }
 
-// retries reports whether the request is retried after a try that failed
-// with f (0: a response the policy retries): the policy retries f, and a
+// retries reports whether the request is retried after a try on host that
+// failed with f (0: a response the policy retries): the policy retries f
+// (then host is marked, retryState.markFailed), and a
 // retry can happen (retryState.mayRetry) with the request as it was, body
 // included, and nothing of the response sent downstream.
-func (s *conn1) retries(f failure) bool {
+func (s *conn1) retries(f failure, host *lb.Host) bool {
 	rs := &s.rs
-	if rs.p == nil || (f != 0 && !retriesFailure(rs.p.On, f)) || s.informed {
+	if rs.p == nil || (f != 0 && !retriesFailure(rs.p.On, f)) {
+		return false
+	}
+	rs.markFailed(host)
+	if s.informed {
 		return false
 	}
 	if s.req.Body.Kind != http1.NoBody && s.body.started {

@@ -158,14 +158,16 @@ type try2 struct {
 	conn context.Context // the downstream request's
 }
 
-// retries reports whether the request is retried after a try that failed
-// with f (0: a response the policy retries): the policy retries f, a
+// retries reports whether the request is retried after a try on host that
+// failed with f (0: a response the policy retries): the policy retries f
+// (then host is marked, retryState.markFailed), a
 // retry can happen (retryState.mayRetry) and the body can be sent again.
-func (t *try2) retries(f failure) bool {
+func (t *try2) retries(f failure, host *lb.Host) bool {
 	rs := t.rs
 	if rs.p == nil || (f != 0 && !retriesFailure(rs.p.On, f)) {
 		return false
 	}
+	rs.markFailed(host)
 	if t.body != nil && !t.body.replayable() {
 		return false
 	}
@@ -236,7 +238,7 @@ func (p *stream2) outbound(r *http.Request, rt *router.Route, wc *router.Weighte
 func (p *stream2) forward2(w http.ResponseWriter, x *Exchange, cl *upstream.Cluster, host *lb.Host, out *http.Request, wc *router.WeightedCluster, t *try2) (int, int64, bool) {
 	cc, err := cl.HTTP2(out.Context(), host)
 	if err != nil {
-		if t.retries(failureOf(err)) {
+		if t.retries(failureOf(err), host) {
 			return 0, 0, true
 		}
 		status, reason := upstreamReason(err)
@@ -246,7 +248,7 @@ func (p *stream2) forward2(w http.ResponseWriter, x *Exchange, cl *upstream.Clus
 	defer perTry.end()
 	resp, err := cc.RoundTrip(out.WithContext(ctx))
 	if err != nil {
-		if t.retries(t.rs.roundTripFailure(t.conn, err, perTry)) {
+		if t.retries(t.rs.roundTripFailure(t.conn, err, perTry), host) {
 			return 0, 0, true
 		}
 		status, reason := roundTripError(out.Context(), err)
@@ -254,7 +256,7 @@ func (p *stream2) forward2(w http.ResponseWriter, x *Exchange, cl *upstream.Clus
 	}
 	perTry.stop()
 	defer resp.Body.Close()
-	if t.retriesResponse(resp) {
+	if t.retriesResponse(resp, host) {
 		return 0, 0, true
 	}
 	status, rx := p.copyResponse(w, x, resp, wc)
@@ -262,8 +264,8 @@ func (p *stream2) forward2(w http.ResponseWriter, x *Exchange, cl *upstream.Clus
 }
 
 // retriesResponse reports whether a response head is retried.
-func (t *try2) retriesResponse(resp *http.Response) bool {
-	return t.rs.p != nil && retriesResponse(t.rs.p, resp.StatusCode, grpcStatusOf(resp.Header.Get("Grpc-Status"))) && t.retries(0)
+func (t *try2) retriesResponse(resp *http.Response, host *lb.Host) bool {
+	return t.rs.p != nil && retriesResponse(t.rs.p, resp.StatusCode, grpcStatusOf(resp.Header.Get("Grpc-Status"))) && t.retries(0, host)
 }
 
 // forward1 sends the request over an HTTP/1.1 connection of the cluster's
@@ -271,7 +273,7 @@ func (t *try2) retriesResponse(resp *http.Response) bool {
 func (p *stream2) forward1(w http.ResponseWriter, x *Exchange, cl *upstream.Cluster, host *lb.Host, out *http.Request, wc *router.WeightedCluster, t *try2) (int, int64, bool) {
 	cn, err := cl.HTTP1(out.Context(), host)
 	if err != nil {
-		if t.retries(failureOf(err)) {
+		if t.retries(failureOf(err), host) {
 			return 0, 0, true
 		}
 		status, reason := upstreamReason(err)
@@ -301,7 +303,7 @@ func (p *stream2) forward1(w http.ResponseWriter, x *Exchange, cl *upstream.Clus
 	}
 	resp, err := http.ReadResponse(cn.R, out)
 	if err != nil {
-		if t.retries(t.rs.roundTripFailure(t.conn, err, perTry)) {
+		if t.retries(t.rs.roundTripFailure(t.conn, err, perTry), host) {
 			return 0, 0, true
 		}
 		status, reason := roundTripError(out.Context(), err)
@@ -311,7 +313,7 @@ func (p *stream2) forward1(w http.ResponseWriter, x *Exchange, cl *upstream.Clus
 		return p.reply(w, x, status, reason, nil, wc.ResponseHeaders), 0, false
 	}
 	perTry.stop()
-	if t.retriesResponse(resp) {
+	if t.retriesResponse(resp, host) {
 		// Read a small rest to keep the connection, as conn1.discard.
 		if resp.ContentLength >= 0 && resp.ContentLength <= discardLimit {
 			_, err := io.Copy(io.Discard, resp.Body)
@@ -550,7 +552,7 @@ func (s *conn1) forward2(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 	}
 	cc, err := cl.HTTP2(ctx, host)
 	if err != nil {
-		if s.retries(failureOf(err)) {
+		if s.retries(failureOf(err), host) {
 			return keep, 0, 0, 0, true
 		}
 		status, reason := upstreamReason(err)
@@ -571,7 +573,7 @@ func (s *conn1) forward2(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 	}
 	resp, err := cc.RoundTrip(out)
 	if err != nil {
-		if s.retries(rs.roundTripFailure(s.ctx, err, perTry)) {
+		if s.retries(rs.roundTripFailure(s.ctx, err, perTry), host) {
 			return keep, 0, 0, 0, true
 		}
 		var status int
@@ -586,7 +588,7 @@ func (s *conn1) forward2(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 		return s.localReply(status, reason, nil, wc.ResponseHeaders, nil), status, 0, tx, false
 	}
 	perTry.stop() // the per-try timeout ends with the head
-	if rs.p != nil && retriesResponse(rs.p, resp.StatusCode, grpcStatusOf(resp.Header.Get("Grpc-Status"))) && s.retries(0) {
+	if rs.p != nil && retriesResponse(rs.p, resp.StatusCode, grpcStatusOf(resp.Header.Get("Grpc-Status"))) && s.retries(0, host) {
 		resp.Body.Close()
 		return keep, 0, 0, 0, true
 	}

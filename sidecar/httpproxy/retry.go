@@ -147,16 +147,19 @@ func (rs *retryState) wasTried(h *lb.Host) bool {
 	return false
 }
 
-// pick picks the host of the next try and remembers it. A retry under
-// previous_hosts picks again, up to HostSelectionMaxAttempts times (at
-// least once), while the balancer returns a host already tried, and then
-// keeps the last pick, as Envoy. Hash-based balancers get a different key
-// for each re-pick (Envoy walks the ring instead).
+// pick picks the host of the next try and remembers it. Under
+// previous_hosts, Envoy's predicate (a retry re-picks, up to
+// HostSelectionMaxAttempts times, at least once, while the balancer returns
+// a host this request already tried, and then keeps the last pick) is
+// extended to hosts that failed a try of any request in the last
+// FailedHostAvoidance, for first tries too: see markFailed. Hash-based
+// balancers get a different key for each re-pick (Envoy walks the ring).
 func (rs *retryState) pick(cl *upstream.Cluster, pc *upstream.PickContext) (*lb.Host, error) {
 	h, err := cl.Pick(pc)
-	if err == nil && rs.done > 0 && rs.p.PreviousHosts {
+	if err == nil && rs.p != nil && rs.p.PreviousHosts {
+		now := time.Now().UnixNano()
 		hash := pc.Hash
-		for i := uint32(0); i < max(rs.p.HostSelectionMaxAttempts, 1) && rs.wasTried(h); i++ {
+		for i := uint32(0); i < max(rs.p.HostSelectionMaxAttempts, 1) && (rs.wasTried(h) || h.FailedAt(now)); i++ {
 			if pc.HasHash {
 				pc.Hash = mix(hash + uint64(rs.done)<<32 + uint64(i) + 1)
 			}
@@ -170,6 +173,25 @@ func (rs *retryState) pick(cl *upstream.Cluster, pc *upstream.PickContext) (*lb.
 		rs.remember(h)
 	}
 	return h, err
+}
+
+// FailedHostAvoidance is how long a host whose try failed in a way the
+// route's policy retries is avoided by picks under previous_hosts. It is
+// what lets a scale-down lose nothing: several pods that stopped at once
+// answer 503 (their inbound proxies' upstream_connect_failure) until the
+// caller's EDS drops them, a window of a few hundred milliseconds, and
+// previous_hosts alone lets a request spend its tries on three of them.
+// Envoy has no such mark (outlier detection, when configured, ejects after
+// consecutive failures); a host marked by a passing 503 costs only a few
+// re-picks, and one that is the only choice is still picked.
+const FailedHostAvoidance = time.Second
+
+// markFailed marks the host of a try that failed in a way the policy
+// retries (whether or not a retry is left).
+func (rs *retryState) markFailed(h *lb.Host) {
+	if rs.p != nil && rs.p.PreviousHosts {
+		h.SetFailedUntil(time.Now().Add(FailedHostAvoidance).UnixNano())
+	}
 }
 
 // mix is SplitMix64's finaliser: a re-pick's hash key.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/skeinmesh/skein/sidecar/router"
 	"github.com/skeinmesh/skein/sidecar/stats"
+	"github.com/skeinmesh/skein/sidecar/upstream"
 )
 
 // istioRetry is the retry policy the control plane gives every route by
@@ -285,4 +286,46 @@ func TestKeptBody1(t *testing.T) {
 
 func durationpbMs(ms int64) *durationpb.Duration {
 	return durationpb.New(time.Duration(ms) * time.Millisecond)
+}
+
+// TestPickAvoidsFailedHosts: under previous_hosts a pick, first or retry,
+// passes over a host a recent try failed on (another request's included)
+// and one this request tried; without the predicate it does not.
+func TestPickAvoidsFailedHosts(t *testing.T) {
+	cl := cluster(t, "c", false, "127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3")
+	hosts := cl.Hosts()
+	dead := hosts[0]
+	for _, tc := range []struct {
+		name   string
+		policy *router.RetryPolicy
+		avoids bool // the marked host is never picked
+	}{
+		{"previous_hosts", &router.RetryPolicy{PreviousHosts: true, HostSelectionMaxAttempts: 5, NumRetries: 2}, true},
+		{"no predicate", &router.RetryPolicy{NumRetries: 2}, false},
+	} {
+		var other retryState
+		other.reset(tc.policy, cl, time.Time{})
+		other.markFailed(dead)
+		picked := 0
+		for range 30 {
+			var rs retryState
+			rs.reset(tc.policy, cl, time.Time{})
+			h, err := rs.pick(cl, &upstream.PickContext{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h == dead {
+				picked++
+			}
+			rs.done = 1 // a retry: not the host just tried either
+			h2, _ := rs.pick(cl, &upstream.PickContext{})
+			if tc.policy.PreviousHosts && (h2 == h || h2 == dead) {
+				t.Errorf("%s: retry picked %s after %s", tc.name, h2.Address, h.Address)
+			}
+		}
+		if (picked == 0) != tc.avoids {
+			t.Errorf("%s: the failed host was picked %d of 30 times", tc.name, picked)
+		}
+		dead.SetFailedUntil(0)
+	}
 }

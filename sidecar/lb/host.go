@@ -31,7 +31,17 @@ type Host struct {
 	loc       atomic.Pointer[string]
 	active    atomic.Int64
 	unhealthy atomic.Bool
+	failed    atomic.Int64 // SetFailedUntil's time, Unix nanoseconds; 0: none
 }
+
+// SetFailedUntil marks a try on h as having just failed, so that requests
+// that choose their host with the previous_hosts retry predicate avoid it
+// until t (the balancers do not read it). A zero t clears the mark.
+func (h *Host) SetFailedUntil(t int64) { h.failed.Store(t) }
+
+// FailedAt reports whether h carries a failure mark at now (Unix
+// nanoseconds).
+func (h *Host) FailedAt(now int64) bool { return h.failed.Load() > now }
 
 // NewHost returns a healthy host at address with a load-balancing weight
 // (0 means 1), a priority level (0 is the highest) and a locality (its
