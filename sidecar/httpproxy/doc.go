@@ -108,18 +108,24 @@
 // not retried once it started to go upstream. previous_hosts re-picks up
 // to host_selection_retry_max_attempts times while the balancer returns a
 // host already tried (hash balancers get a new key per re-pick; Envoy walks
-// the ring). A retried HTTP/1 response with a small body is read and its
+// the ring) or, beyond Envoy, a host on which a try of any request failed
+// retriably in the last FailedHostAvoidance (1s), first tries included:
+// when a scale-down stops several pods at once, their inbound proxies
+// answer 503 until the caller's EDS drops them, and tried hosts alone let
+// a request spend all its tries on them. A retried HTTP/1 response with a small body is read and its
 // connection kept, otherwise closed; an HTTP/2 one is reset.
 // circuit_breakers max_retries, or else retry_budget, on the cluster's
 // DEFAULT thresholds cap the requests retrying at once; a cluster with
 // neither is not capped (Envoy's default is 3; Istio sets 2^32-1).
 //
-// Where this differs from Envoy: per_try_timeout ends with the response
-// head (Envoy's covers the whole try); per_try_idle_timeout,
-// retriable_headers and retriable_request_headers, x-envoy-retry-on and
-// other retry request headers, rate-limited back-off and retry priorities
-// are not implemented; a 100 Continue is passed on from every try that
-// sends one; retries are not counted in the stats yet (upstream_rq_retry).
+// Where this differs from Envoy: the failed-host marks above;
+// per_try_timeout ends with the response head (Envoy's covers the whole
+// try); per_try_idle_timeout is accepted and not applied (the router
+// refuses retriable_headers, retriable_request_headers, rate-limited
+// back-off, retry priorities and other host predicates); x-envoy-retry-on
+// and the other retry request headers are not read; a 100 Continue is
+// passed on from every try that sends one; retries are not counted in the
+// stats yet (upstream_rq_retry).
 //
 // # Not yet
 //

@@ -178,16 +178,6 @@ func TestMeshedDeploymentsTalkThroughTheirSidecars(t *testing.T) {
 	// with their x-skein-reason, and the client proxy's counters say which
 	// proxy made them up.
 	t.Run("scaling under load", func(t *testing.T) {
-		if os.Getenv("SKEIN_E2E_SCALING") == "" {
-			// Known gap, issue 6 stays open for it: scaling 4 -> 1 fails a few
-			// requests (6 of 1375 HTTP, 2 of 550 gRPC on 2026-11-25) with
-			// x-skein-reason upstream_connect_failure from the terminating
-			// pod's inbound proxy: the app stops listening on SIGTERM before
-			// the client proxy's EDS update removes the pod. Envoy meshes ride
-			// this out with retries on connect failures, which skein-proxy
-			// does not do yet. SKEIN_E2E_SCALING=1 runs it.
-			t.Skip("scale-down fails a few requests until skein-proxy retries connect failures (issue 6); SKEIN_E2E_SCALING=1 runs it")
-		}
 		httpLoad := startLoad(t, ns, caller.Name, "http1", "-url", "http://"+host+":8080/anything", "-rps", "50")
 		grpcLoad := startLoad(t, ns, caller.Name, "grpc", "-grpc", host+":9090", "-rps", "20")
 		time.Sleep(5 * time.Second)
