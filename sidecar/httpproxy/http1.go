@@ -167,6 +167,7 @@ func (s *conn1) route(start time.Time) bool {
 			return s.localReply(status, reason, nil, wc.ResponseHeaders, nil)
 		}
 	}
+	s.b2.end(errGaveUp) // a no-op unless a path left the body copy running
 	st.RequestDone(status, time.Since(start), rx, tx)
 	return keep
 }

@@ -555,8 +555,9 @@ func (s *conn1) forward2(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 		if s.retries(failureOf(err), host) {
 			return keep, 0, 0, 0, true
 		}
+		tx = s.b2.end(err) // an earlier try's body copy, if any
 		status, reason := upstreamReason(err)
-		return s.localReply(status, reason, nil, wc.ResponseHeaders, nil), status, 0, 0, false
+		return s.localReply(status, reason, nil, wc.ResponseHeaders, nil), status, 0, tx, false
 	}
 	tryCtx, perTry := rs.tryContext(ctx)
 	defer perTry.end()
