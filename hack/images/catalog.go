@@ -31,6 +31,8 @@ type Binary struct {
 	Package string
 	// Path is the absolute path of the binary in the image.
 	Path string
+	// Tags are build tags, such as grpcnotrace.
+	Tags []string
 }
 
 // source is the org.opencontainers.image.source label of every image.
@@ -52,9 +54,11 @@ var catalog = []Spec{{
 	Title:       "skein-operator",
 	Description: "Skein's operator: reconcilers, admission webhooks, xDS server and mesh CA",
 }, {
-	Name:        "proxy",
-	Repository:  "docker.io/skeinmesh/skein-proxy",
-	Binaries:    []Binary{{Package: "./cmd/proxy", Path: "/skein-proxy"}},
+	Name:       "proxy",
+	Repository: "docker.io/skeinmesh/skein-proxy",
+	// grpcnotrace: without golang.org/x/net/trace (and the text/template it
+	// brings) the binary is 4 MB and the idle proxy ~2 MB smaller.
+	Binaries:    []Binary{{Package: "./cmd/proxy", Path: "/skein-proxy", Tags: []string{"grpcnotrace"}}},
 	Entrypoint:  []string{"/skein-proxy"},
 	UID:         7117,
 	GID:         7117,

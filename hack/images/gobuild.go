@@ -6,16 +6,18 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 )
 
 // buildStatic builds the main package pkg (such as ./cmd/manager) into out
-// as a static binary for goos/goarch: no cgo, no paths of this machine, no
-// symbol table, no VCS stamp, so the same source gives the same bytes.
-func buildStatic(pkg, out, goos, goarch string) error {
+// as a static binary for goos/goarch with the build tags: no cgo, no paths
+// of this machine, no symbol table, no VCS stamp, so the same source gives
+// the same bytes.
+func buildStatic(pkg, out, goos, goarch string, tags []string) error {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
-	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", out, pkg)
+	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-tags="+strings.Join(tags, ","), "-o", out, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

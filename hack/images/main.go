@@ -120,7 +120,7 @@ func buildImage(s Spec, o options) (*result, error) {
 	var files []File
 	for _, b := range s.Binaries {
 		out := filepath.Join(o.out, "bin", s.Name, filepath.Base(b.Path))
-		if err := buildStatic(b.Package, out, "linux", o.arch); err != nil {
+		if err := buildStatic(b.Package, out, "linux", o.arch, b.Tags); err != nil {
 			return nil, err
 		}
 		files = append(files, File{Path: b.Path, Source: out})
