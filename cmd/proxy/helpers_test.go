@@ -47,20 +47,36 @@ func TestMain(m *testing.M) {
 // ephemeral range (ip_local_port_range starts at 32768 by default): a port
 // from that range, freed again, can be taken by any outgoing connection on
 // the machine before the proxy binds it (CI saw "address already in use").
+//
+// Each port is handed out once per test binary (two picks before either
+// is bound cannot collide), and from this package's own range,
+// 20000-27999 (sidecar/proxy's tests use 28000-31999), so that packages
+// tested in parallel do not pick each other's ports either.
 func freePort(t *testing.T) string {
 	t.Helper()
+	portsMu.Lock()
+	defer portsMu.Unlock()
 	for range 100 {
-		port := strconv.Itoa(20000 + rand.IntN(12000))
-		ln, err := net.Listen("tcp", ":"+port)
+		port := 20000 + rand.IntN(8000)
+		if portsGiven[port] {
+			continue
+		}
+		ln, err := net.Listen("tcp", ":"+strconv.Itoa(port))
 		if err != nil {
 			continue
 		}
 		ln.Close()
-		return port
+		portsGiven[port] = true
+		return strconv.Itoa(port)
 	}
 	t.Fatal("no free port below the ephemeral range")
 	return ""
 }
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
 
 // syncBuffer collects the proxy's log.
 type syncBuffer struct {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,21 +46,33 @@ func newProxy(t *testing.T, cfg Config) *Proxy {
 
 // freePort returns a free port below the kernel's ephemeral range, so that
 // no outgoing connection takes it between the test's pick and the proxy's
-// bind (see cmd/proxy's freePort).
+// bind (see cmd/proxy's freePort): from 28000-31999, which no other
+// package's tests use, and never the same port twice.
 func freePort(t *testing.T) uint32 {
 	t.Helper()
+	portsMu.Lock()
+	defer portsMu.Unlock()
 	for range 100 {
-		port := 20000 + rand.IntN(12000)
+		port := 28000 + rand.IntN(4000)
+		if portsGiven[port] {
+			continue
+		}
 		ln, err := net.Listen("tcp", ":"+strconv.Itoa(port))
 		if err != nil {
 			continue
 		}
 		ln.Close()
+		portsGiven[port] = true
 		return uint32(port)
 	}
 	t.Fatal("no free port below the ephemeral range")
 	return 0
 }
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
 
 func addr(ip string, port uint32) *corev3.Address {
 	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
