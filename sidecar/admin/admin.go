@@ -19,9 +19,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/skeinmesh/skein/sidecar/stats"
 )
 
@@ -53,15 +50,14 @@ type Handler struct {
 	// Source is the running proxy; required.
 	Source Source
 	// Stats is what /stats shows; nil means /stats answers 404.
-	Stats prometheus.Gatherer
+	Stats *stats.Stats
 	// Level is the proxy's log level, which /logging shows and changes;
 	// nil means /logging answers 404.
 	Level *slog.LevelVar
 
-	once      sync.Once
-	mux       *http.ServeMux
-	index     string
-	promStats http.Handler
+	once  sync.Once
+	mux   *http.ServeMux
+	index string
 }
 
 // ServeHTTP routes r to its endpoint.
@@ -116,9 +112,6 @@ func (h *Handler) init() {
 		index.WriteString("  " + ep.pattern + ": " + ep.help + "\n")
 	}
 	h.index = index.String()
-	if h.Stats != nil {
-		h.promStats = promhttp.HandlerFor(h.Stats, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
-	}
 }
 
 // onlyParams answers 400 to a request with a query parameter not in
@@ -191,7 +184,7 @@ func (h *Handler) serveStats(w http.ResponseWriter, r *http.Request) {
 	switch q.Get("format") {
 	case "", "text":
 	case "prometheus":
-		h.promStats.ServeHTTP(w, r)
+		h.Stats.ServePrometheus(w, r)
 		return
 	default:
 		http.Error(w, "stats: format is text or prometheus", http.StatusBadRequest)
@@ -214,7 +207,7 @@ func (h *Handler) serveStats(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) servePrometheus(w http.ResponseWriter, r *http.Request) {
-	h.promStats.ServeHTTP(w, r)
+	h.Stats.ServePrometheus(w, r)
 }
 
 // levels are the names /logging accepts, Envoy's "warning" among them.
