@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"maps"
 	"slices"
 
@@ -33,8 +34,11 @@ func (p *Proxy) SetBootstrap(b *bootstrapv3.Bootstrap) {
 // LDS update (the dumps' own version_info).
 func (p *Proxy) ConfigDump() ([]byte, error) {
 	p.mu.Lock()
-	dump := p.configDump()
+	dump, err := p.configDump()
 	p.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
 	var configs []*anypb.Any
 	for _, m := range dump {
 		a, err := anypb.New(m)
@@ -47,7 +51,7 @@ func (p *Proxy) ConfigDump() ([]byte, error) {
 }
 
 // configDump builds the dump's sections; p.mu is held.
-func (p *Proxy) configDump() []proto.Message {
+func (p *Proxy) configDump() ([]proto.Message, error) {
 	var out []proto.Message
 	if p.bootstrap != nil {
 		out = append(out, &adminv3.BootstrapConfigDump{Bootstrap: p.bootstrap})
@@ -60,9 +64,12 @@ func (p *Proxy) configDump() []proto.Message {
 	}
 
 	cd := &adminv3.ClustersConfigDump{VersionInfo: p.versions[xdsclient.ClusterType]}
+	var err error
 	for _, set := range static {
 		each(set, func(r *resource) {
-			cd.StaticClusters = append(cd.StaticClusters, &adminv3.ClustersConfigDump_StaticCluster{Cluster: r.any, LastUpdated: ts(r)})
+			a, aerr := anyOf(r)
+			err = cmp.Or(err, aerr)
+			cd.StaticClusters = append(cd.StaticClusters, &adminv3.ClustersConfigDump_StaticCluster{Cluster: a, LastUpdated: ts(r)})
 		})
 	}
 	each(p.dynamic.clusters, func(r *resource) {
@@ -75,7 +82,9 @@ func (p *Proxy) configDump() []proto.Message {
 	ld := &adminv3.ListenersConfigDump{VersionInfo: p.versions[xdsclient.ListenerType]}
 	for _, set := range staticL {
 		each(set, func(r *resource) {
-			ld.StaticListeners = append(ld.StaticListeners, &adminv3.ListenersConfigDump_StaticListener{Listener: r.any, LastUpdated: ts(r)})
+			a, aerr := anyOf(r)
+			err = cmp.Or(err, aerr)
+			ld.StaticListeners = append(ld.StaticListeners, &adminv3.ListenersConfigDump_StaticListener{Listener: a, LastUpdated: ts(r)})
 		})
 	}
 	for _, name := range slices.Sorted(maps.Keys(p.dynamic.listeners)) {
@@ -89,7 +98,15 @@ func (p *Proxy) configDump() []proto.Message {
 	each(p.dynamic.routes, func(r *resource) {
 		rd.DynamicRouteConfigs = append(rd.DynamicRouteConfigs, &adminv3.RoutesConfigDump_DynamicRouteConfig{VersionInfo: r.version, RouteConfig: r.any, LastUpdated: ts(r)})
 	})
-	return append(out, cd, ed, ld, rd)
+	return append(out, cd, ed, ld, rd), err
+}
+
+// anyOf is r's Any: as received, or made from its proto for a static one.
+func anyOf(r *resource) (*anypb.Any, error) {
+	if r.any != nil {
+		return r.any, nil
+	}
+	return anypb.New(r.msg.(proto.Message))
 }
 
 func each(set map[string]*resource, f func(*resource)) {
