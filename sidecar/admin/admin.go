@@ -19,6 +19,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/skeinmesh/skein/sidecar/stats"
 )
 
@@ -50,14 +52,15 @@ type Handler struct {
 	// Source is the running proxy; required.
 	Source Source
 	// Stats is what /stats shows; nil means /stats answers 404.
-	Stats *stats.Stats
+	Stats prometheus.Gatherer
 	// Level is the proxy's log level, which /logging shows and changes;
 	// nil means /logging answers 404.
 	Level *slog.LevelVar
 
-	once  sync.Once
-	mux   *http.ServeMux
-	index string
+	once      sync.Once
+	mux       *http.ServeMux
+	index     string
+	promStats http.Handler
 }
 
 // ServeHTTP routes r to its endpoint.
@@ -112,6 +115,9 @@ func (h *Handler) init() {
 		index.WriteString("  " + ep.pattern + ": " + ep.help + "\n")
 	}
 	h.index = index.String()
+	if h.Stats != nil {
+		h.promStats = stats.PrometheusHandler(h.Stats)
+	}
 }
 
 // onlyParams answers 400 to a request with a query parameter not in
@@ -184,7 +190,7 @@ func (h *Handler) serveStats(w http.ResponseWriter, r *http.Request) {
 	switch q.Get("format") {
 	case "", "text":
 	case "prometheus":
-		h.Stats.ServePrometheus(w, r)
+		h.promStats.ServeHTTP(w, r)
 		return
 	default:
 		http.Error(w, "stats: format is text or prometheus", http.StatusBadRequest)
@@ -207,7 +213,7 @@ func (h *Handler) serveStats(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) servePrometheus(w http.ResponseWriter, r *http.Request) {
-	h.Stats.ServePrometheus(w, r)
+	h.promStats.ServeHTTP(w, r)
 }
 
 // levels are the names /logging accepts, Envoy's "warning" among them.

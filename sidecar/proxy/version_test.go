@@ -49,7 +49,7 @@ func dumpOf(t *testing.T, p *Proxy) (*adminv3.ClustersConfigDump, *adminv3.Endpo
 func configVersions(t *testing.T, s *stats.Stats) map[string][]string {
 	t.Helper()
 	var b strings.Builder
-	if err := stats.WriteText(&b, s, func(series string) bool {
+	if err := stats.WriteText(&b, s.Gatherer(), func(series string) bool {
 		return strings.HasPrefix(series, "skein_proxy_config_version_info{")
 	}); err != nil {
 		t.Fatal(err)

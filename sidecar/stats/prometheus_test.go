@@ -2,6 +2,7 @@ package stats
 
 import (
 	"compress/gzip"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -65,17 +66,49 @@ func TestPrometheusEscapesAndGzips(t *testing.T) {
 	}
 }
 
-func TestAcceptsGzip(t *testing.T) {
-	for in, want := range map[string]bool{
-		"":                       false,
-		"gzip":                   true,
-		"deflate, gzip;q=1.0, *": true,
-		"gzip;q=0":               false,
-		"identity":               false,
-		"x-gzip":                 false,
-	} {
-		if got := acceptsGzip(in); got != want {
-			t.Errorf("acceptsGzip(%q) = %v, want %v", in, got, want)
-		}
+// TestContentNegotiation: a scraper that prefers OpenMetrics or protobuf,
+// as Prometheus does when told to, gets that format, and one that names
+// neither gets the text format.
+func TestContentNegotiation(t *testing.T) {
+	s := New()
+	s.Cluster("a").RequestDone(200, time.Millisecond, 1, 1)
+	base := serve(t, s.Handler())
+	cases := []struct {
+		name string
+		// accept is the scrape's Accept header; want the Content-Type's
+		// prefix, and body a line the answer holds (text formats only).
+		accept, want, body string
+	}{
+		{"no Accept", "", "text/plain; version=0.0.4", "skein_proxy_requests_total{cluster=\"a\",code_class=\"2xx\"} 1\n"},
+		{"OpenMetrics", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+			"application/openmetrics-text; version=1.0.0", "# TYPE skein_proxy_requests counter\n"},
+		{"protobuf", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited",
+			"application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, base+MetricsPath, nil)
+			if tc.accept != "" {
+				req.Header.Set("Accept", tc.accept)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, tc.want) {
+				t.Errorf("Content-Type %q, want %q", ct, tc.want)
+			}
+			if tc.body == "" {
+				return
+			}
+			b, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(b), tc.body) {
+				t.Errorf("answer lacks %q", tc.body)
+			}
+		})
 	}
 }

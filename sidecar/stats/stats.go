@@ -1,7 +1,7 @@
 // Package stats holds skein-proxy's metrics: counters per cluster and per
 // listener that the proxy resolves when it applies a config, so that a
 // request or a connection only touches atomics; and the handler of the
-// metrics port (15090), which writes them in Prometheus' text format.
+// metrics port (15090), which Prometheus' Go client serves.
 //
 // Every series is labelled by at most a cluster name, a listener name, a
 // response code class or an xDS type, so what a scrape returns is bounded
@@ -16,25 +16,30 @@
 //     downstream bytes received and sent;
 //   - per xDS type (lds, rds, cds, eds, sds, other), 3 series:
 //     config_updates_total accepted and rejected, and config_version_info;
-//   - the Go runtime's (go_*) and the process's (process_*) own, a fixed
-//     set with the names and meanings of Prometheus' Go client's default
-//     collectors.
+//   - the Go runtime's (go_*) and the process's (process_*), from the Go
+//     client's default collectors.
 //
 // Code classes are created at zero when a cluster is, as Prometheus advises
 // for known label values, so that a ratio of 5xx to all requests is 0, not
 // absent, before the first error.
 //
-// The package does not use Prometheus' Go client: a cluster's series are a
-// few hundred bytes of atomics here against several kilobytes of labelled
-// metric objects there, which matters for a sidecar with a thousand
-// clusters, and the client and its dependencies add megabytes to the
-// binary's resident size (docs/proxy.md, "Memory").
+// The counters are plain atomics, not the Go client's labelled metric
+// vectors: a cluster's series are a few hundred bytes here against several
+// kilobytes of metric objects there, which matters for a sidecar with a
+// thousand clusters (docs/proxy.md, "Memory"). A collector turns them into
+// the client's const metrics at each scrape (collect.go), and the client
+// does the rest: exposition formats, content negotiation, gzip.
 package stats
 
 import (
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // PrometheusPath is where the metrics port serves the proxy's metrics, as
@@ -74,7 +79,7 @@ var codeClasses = [...]string{"none", "1xx", "2xx", "3xx", "4xx", "5xx"}
 // concurrent use; Cluster, Listener and their Forget methods are meant for
 // config time.
 type Stats struct {
-	start time.Time // for process_start_time_seconds where /proc has none
+	reg *prometheus.Registry
 
 	// updates counts config_updates_total by xDS type (xdsTypes' index)
 	// and result (0 accepted, 1 rejected).
@@ -86,21 +91,46 @@ type Stats struct {
 	versions  map[string]string // by xDS type label
 }
 
-// New returns an empty registry; the Go runtime's and the process's series
-// are read at each scrape.
+// New returns an empty registry with the Go runtime's and the process's
+// collectors.
 func New() *Stats {
-	return &Stats{
-		start:     time.Now(),
+	s := &Stats{
+		reg:       prometheus.NewRegistry(),
 		clusters:  map[string]*Cluster{},
 		listeners: map[string]*Listener{},
 		versions:  map[string]string{},
 	}
+	s.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collector{s},
+	)
+	return s
 }
 
-// Gatherer is what a scrape reads: the admin port's /stats uses it. It is
-// the registry itself, kept as a method so that callers name what they use
-// it for.
-func (s *Stats) Gatherer() *Stats { return s }
+// Gatherer is what a scrape reads: the admin port's /stats uses it.
+func (s *Stats) Gatherer() prometheus.Gatherer { return s.reg }
+
+// Handler serves the metrics port: PrometheusPath and MetricsPath, 404
+// elsewhere.
+func (s *Stats) Handler() http.Handler {
+	metrics := PrometheusHandler(s.reg)
+	mux := http.NewServeMux()
+	mux.Handle("GET "+PrometheusPath, metrics)
+	mux.Handle("GET "+MetricsPath, metrics)
+	return mux
+}
+
+// PrometheusHandler answers a scrape of what g gathers in the format the
+// scraper asks for: Prometheus' text format by default, OpenMetrics or
+// protobuf when its Accept header prefers them, gzipped when it accepts
+// gzip. A series that cannot be gathered is left out, not the scrape.
+func PrometheusHandler(g prometheus.Gatherer) http.Handler {
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{
+		ErrorHandling:     promhttp.ContinueOnError,
+		EnableOpenMetrics: true,
+	})
+}
 
 // Cluster is one cluster's metrics, resolved once. A nil *Cluster counts
 // nothing, so a proxy without stats passes nil.

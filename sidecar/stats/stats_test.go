@@ -2,9 +2,11 @@ package stats
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -307,4 +309,41 @@ func value(m *dto.Metric) float64 {
 		return m.GetGauge().GetValue()
 	}
 	return m.GetUntyped().GetValue()
+}
+
+// BenchmarkScrape1000Clusters is one scrape of the metrics port's text
+// format with 1,000 clusters (12,000 series): its time, and what it
+// allocates beyond the response body, which is discarded.
+func BenchmarkScrape1000Clusters(b *testing.B) {
+	s := New()
+	for i := range 1000 {
+		s.Cluster(fmt.Sprintf("outbound|80||svc-%04d.default.svc.cluster.local", i)).RequestDone(200, time.Millisecond, 1, 1)
+	}
+	h := s.Handler()
+	req := httptest.NewRequest(http.MethodGet, PrometheusPath, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := discard{header: http.Header{}}
+		h.ServeHTTP(&w, req)
+		if w.code != http.StatusOK {
+			b.Fatal(w.code)
+		}
+	}
+}
+
+// discard is a ResponseWriter that keeps the status and drops the body.
+type discard struct {
+	header http.Header
+	code   int
+}
+
+func (d *discard) Header() http.Header { return d.header }
+func (d *discard) WriteHeader(code int) {
+	if d.code == 0 {
+		d.code = code
+	}
+}
+func (d *discard) Write(p []byte) (int, error) {
+	d.WriteHeader(http.StatusOK)
+	return len(p), nil
 }

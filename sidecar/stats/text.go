@@ -5,30 +5,39 @@ import (
 	"io"
 	"math"
 	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
-// WriteText writes what s holds for people, as Envoy's admin /stats does:
+// WriteText writes what g gathers for people, as Envoy's admin /stats does:
 // one `name{label="value",...}: value` line per series, sorted. A histogram
 // or summary is one line of its count, sum and percentiles (a histogram's
 // estimated from its buckets, as histogram_quantile does). keep, if not
-// nil, chooses series by the text before the colon.
-func WriteText(w io.Writer, s *Stats, keep func(series string) bool) error {
+// nil, chooses series by the text before the colon. Gathering errors are
+// returned after whatever could be gathered is written.
+func WriteText(w io.Writer, g prometheus.Gatherer, keep func(series string) bool) error {
+	families, gatherErr := g.Gather()
 	bw := bufio.NewWriter(w)
 	var line []byte
-	for _, f := range s.gather() {
-		for _, sr := range f.series {
-			line = appendSeries(line[:0], f.name, sr.labels)
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			line = appendSeries(line[:0], f.GetName(), m.GetLabel())
 			if keep != nil && !keep(string(line)) {
 				continue
 			}
 			line = append(line, ": "...)
-			switch f.kind {
-			case histogram:
-				line = appendHistogram(line, sr.dist)
-			case summary:
-				line = appendSummary(line, sr.dist)
-			default:
-				line = appendValue(line, sr.value)
+			switch {
+			case m.Counter != nil:
+				line = appendValue(line, m.GetCounter().GetValue())
+			case m.Gauge != nil:
+				line = appendValue(line, m.GetGauge().GetValue())
+			case m.Untyped != nil:
+				line = appendValue(line, m.GetUntyped().GetValue())
+			case m.Histogram != nil:
+				line = appendHistogram(line, m.GetHistogram())
+			case m.Summary != nil:
+				line = appendSummary(line, m.GetSummary())
 			}
 			line = append(line, '\n')
 			if _, err := bw.Write(line); err != nil {
@@ -36,10 +45,13 @@ func WriteText(w io.Writer, s *Stats, keep func(series string) bool) error {
 			}
 		}
 	}
-	return bw.Flush()
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	return gatherErr
 }
 
-func appendSeries(b []byte, name string, labels []label) []byte {
+func appendSeries(b []byte, name string, labels []*dto.LabelPair) []byte {
 	b = append(b, name...)
 	if len(labels) == 0 {
 		return b
@@ -49,9 +61,9 @@ func appendSeries(b []byte, name string, labels []label) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, l.name...)
+		b = append(b, l.GetName()...)
 		b = append(b, '=')
-		b = strconv.AppendQuote(b, l.value)
+		b = strconv.AppendQuote(b, l.GetValue())
 	}
 	return append(b, '}')
 }
@@ -65,9 +77,9 @@ func appendValue(b []byte, v float64) []byte {
 	return strconv.AppendFloat(b, v, 'g', 6, 64)
 }
 
-func appendHistogram(b []byte, h *distribution) []byte {
-	b = appendCountSum(b, h.count, h.sum)
-	if h.count == 0 {
+func appendHistogram(b []byte, h *dto.Histogram) []byte {
+	b = appendCountSum(b, h.GetSampleCount(), h.GetSampleSum())
+	if h.GetSampleCount() == 0 {
 		return b
 	}
 	for _, q := range []struct {
@@ -82,13 +94,13 @@ func appendHistogram(b []byte, h *distribution) []byte {
 	return b
 }
 
-func appendSummary(b []byte, s *distribution) []byte {
-	b = appendCountSum(b, s.count, s.sum)
-	for i, q := range s.bounds {
+func appendSummary(b []byte, s *dto.Summary) []byte {
+	b = appendCountSum(b, s.GetSampleCount(), s.GetSampleSum())
+	for _, q := range s.GetQuantile() {
 		b = append(b, " p"...)
-		b = strconv.AppendFloat(b, math.Round(q*1e6)/1e4, 'f', -1, 64)
+		b = strconv.AppendFloat(b, math.Round(q.GetQuantile()*1e6)/1e4, 'f', -1, 64)
 		b = append(b, '=')
-		b = appendValue(b, s.values[i])
+		b = appendValue(b, q.GetValue())
 	}
 	return b
 }
@@ -103,11 +115,11 @@ func appendCountSum(b []byte, count uint64, sum float64) []byte {
 // bucketQuantile estimates the q-quantile of a histogram by linear
 // interpolation within the bucket it falls in, from 0 for the first
 // bucket; one that falls above the last finite bound is that bound.
-func bucketQuantile(q float64, h *distribution) float64 {
-	rank := q * float64(h.count)
+func bucketQuantile(q float64, h *dto.Histogram) float64 {
+	rank := q * float64(h.GetSampleCount())
 	lower, below := 0.0, 0.0
-	for i, upper := range h.bounds {
-		cum := float64(h.counts[i])
+	for _, bk := range h.GetBucket() {
+		upper, cum := bk.GetUpperBound(), float64(bk.GetCumulativeCount())
 		if math.IsInf(upper, 1) {
 			break
 		}

@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/proto"
 )
 
 func TestWriteText(t *testing.T) {
@@ -44,8 +47,12 @@ func TestWriteText(t *testing.T) {
 }
 
 func TestBucketQuantile(t *testing.T) {
-	hist := func(bounds []float64, cum []uint64) *distribution {
-		return &distribution{count: cum[len(cum)-1], bounds: bounds, counts: cum}
+	hist := func(bounds []float64, cum []uint64) *dto.Histogram {
+		h := &dto.Histogram{SampleCount: proto.Uint64(cum[len(cum)-1])}
+		for i := range bounds {
+			h.Bucket = append(h.Bucket, &dto.Bucket{UpperBound: proto.Float64(bounds[i]), CumulativeCount: proto.Uint64(cum[i])})
+		}
+		return h
 	}
 	cases := []struct {
 		name string
