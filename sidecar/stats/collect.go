@@ -74,8 +74,13 @@ func (collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// Collect sends every series of the clusters and listeners that are not
-// forgotten, and of the xDS types.
+// Collect sends every series of the clusters that were used (see
+// Cluster.used) and of the listeners that are not forgotten, and of the
+// xDS types. A cluster nothing went to yet has no series, as a label
+// value of one of the Go client's vectors has none before its first use:
+// the cost of a scrape follows the clusters in use, not the clusters
+// configured (a sidecar sees every Service of the mesh, and 1,000 idle
+// clusters made 12,000 zero series, 11 MB of garbage each scrape).
 func (c collector) Collect(ch chan<- prometheus.Metric) {
 	s := c.s
 	s.mu.Lock()
@@ -85,6 +90,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	s.mu.Unlock()
 
 	for name, cl := range clusters {
+		if !cl.used() {
+			continue
+		}
 		for class, n := range codeClasses {
 			ch <- constMetric(requestsDesc, prometheus.CounterValue, float64(cl.requests[class].Load()), name, n)
 		}
@@ -109,6 +117,21 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for typ, v := range versions {
 		ch <- constMetric(configVersionDesc, prometheus.GaugeValue, 1, typ, v)
 	}
+}
+
+// used reports whether anything was counted for c: a connection opened,
+// failed or open, or a request completed. Once used, a cluster stays
+// exported until ForgetCluster.
+func (c *Cluster) used() bool {
+	if c.cxTotal.Load() != 0 || c.connectFailure.Load() != 0 || c.cxActive.Load() != 0 {
+		return true
+	}
+	for i := range c.requests {
+		if c.requests[i].Load() != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // durations is the cluster's duration histogram. The count is the sum of

@@ -146,8 +146,8 @@ type Cluster struct {
 	rx, tx         atomic.Uint64
 }
 
-// Cluster returns the named cluster's handle, creating its series (at zero)
-// the first time. Until ForgetCluster, the same name returns the same handle,
+// Cluster returns the named cluster's handle, creating it the first time
+// (its series are scraped once it is used: see Cluster.used). Until ForgetCluster, the same name returns the same handle,
 // so a cluster that a new config keeps keeps its counts.
 func (s *Stats) Cluster(name string) *Cluster {
 	s.mu.Lock()
