@@ -31,6 +31,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"syscall"
@@ -138,12 +139,20 @@ func run(log *slog.Logger, level *slog.LevelVar, args []string) error {
 
 	h := &health.Handler{Probes: probes}
 	st := stats.New()
+	var trimOnce sync.Once
 	cfg := proxy.Config{
-		ADS:     m.ads != nil,
-		Stats:   st,
-		Logger:  log,
-		OnReady: h.SetReady,
-		Quit:    func() { quitOnce.Do(func() { close(quit) }) },
+		ADS:    m.ads != nil,
+		Stats:  st,
+		Logger: log,
+		OnReady: func(ready bool) {
+			h.SetReady(ready)
+			if ready {
+				// The first config is applied: what parsing it left on
+				// the heap goes back to the OS now, not minutes later.
+				trimOnce.Do(func() { go debug.FreeOSMemory() })
+			}
+		},
+		Quit: func() { quitOnce.Do(func() { close(quit) }) },
 	}
 	if sr := m.bootstrap.GetStaticResources(); sr != nil {
 		cfg.Listeners, cfg.Clusters = sr.GetListeners(), sr.GetClusters()

@@ -20,7 +20,6 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/skeinmesh/skein/sidecar/stats"
 )
@@ -117,7 +116,7 @@ func (h *Handler) init() {
 	}
 	h.index = index.String()
 	if h.Stats != nil {
-		h.promStats = promhttp.HandlerFor(h.Stats, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+		h.promStats = stats.PrometheusHandler(h.Stats)
 	}
 }
 

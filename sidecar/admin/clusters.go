@@ -1,11 +1,12 @@
 package admin
 
 import (
+	"bytes"
+	"encoding/json"
 	"net"
 	"strconv"
 	"strings"
 
-	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 )
@@ -82,18 +83,25 @@ func clustersText(clusters []ClusterStatus) []byte {
 	return b
 }
 
-// clustersJSON writes ?format=json: Envoy's admin.v3.Clusters. Health
-// flags without a field there show in the text form only.
+// clustersJSON writes ?format=json: Envoy's admin.v3.Clusters, as
+// protojson writes it (JSON names, zero values left out). Health flags
+// without a field there show in the text form only. It is written from the
+// structs below, not from admin.v3's messages, which would link that
+// package for this page alone (docs/proxy.md, "Memory").
 func clustersJSON(clusters []ClusterStatus) ([]byte, error) {
-	out := &adminv3.Clusters{}
+	out := clustersDoc{ClusterStatuses: []clusterJSON{}}
 	for _, c := range clusters {
-		cs := &adminv3.ClusterStatus{Name: c.Name}
+		cs := clusterJSON{Name: c.Name}
 		for _, h := range c.Hosts {
-			cs.HostStatuses = append(cs.HostStatuses, &adminv3.HostStatus{
-				Address: address(h.Address),
-				Stats: []*adminv3.SimpleMetric{
-					{Type: adminv3.SimpleMetric_GAUGE, Name: "cx_active", Value: h.ActiveConnections},
-					{Type: adminv3.SimpleMetric_GAUGE, Name: "rq_active", Value: h.ActiveRequests},
+			addr, err := protojson.Marshal(address(h.Address))
+			if err != nil {
+				return nil, err
+			}
+			cs.HostStatuses = append(cs.HostStatuses, hostJSON{
+				Address: addr,
+				Stats: []simpleMetric{
+					{Type: "GAUGE", Name: "cx_active", Value: h.ActiveConnections},
+					{Type: "GAUGE", Name: "rq_active", Value: h.ActiveRequests},
 				},
 				HealthStatus: healthStatus(h.HealthFlags),
 				Weight:       h.Weight,
@@ -102,8 +110,48 @@ func clustersJSON(clusters []ClusterStatus) ([]byte, error) {
 		}
 		out.ClusterStatuses = append(out.ClusterStatuses, cs)
 	}
-	return protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(out)
+	if len(out.ClusterStatuses) == 0 {
+		return []byte("{}"), nil
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(out); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
+
+// The messages of admin.v3.Clusters that clustersJSON writes, each field
+// under its JSON name; uint64 values are strings, as in protojson.
+type (
+	clustersDoc struct {
+		ClusterStatuses []clusterJSON `json:"clusterStatuses,omitempty"`
+	}
+	clusterJSON struct {
+		Name         string     `json:"name,omitempty"`
+		HostStatuses []hostJSON `json:"hostStatuses,omitempty"`
+	}
+	hostJSON struct {
+		Address      json.RawMessage `json:"address,omitempty"`
+		Stats        []simpleMetric  `json:"stats,omitempty"`
+		HealthStatus hostHealth      `json:"healthStatus"`
+		Weight       uint32          `json:"weight,omitempty"`
+		Priority     uint32          `json:"priority,omitempty"`
+	}
+	simpleMetric struct {
+		Type  string `json:"type,omitempty"` // COUNTER is the zero value and left out
+		Value uint64 `json:"value,omitempty,string"`
+		Name  string `json:"name,omitempty"`
+	}
+	hostHealth struct {
+		FailedActiveHealthCheck bool   `json:"failedActiveHealthCheck,omitempty"`
+		FailedOutlierCheck      bool   `json:"failedOutlierCheck,omitempty"`
+		PendingDynamicRemoval   bool   `json:"pendingDynamicRemoval,omitempty"`
+		EdsHealthStatus         string `json:"edsHealthStatus,omitempty"`
+	}
+)
 
 func address(addr string) *corev3.Address {
 	host, port, err := net.SplitHostPort(addr)
@@ -120,16 +168,16 @@ func address(addr string) *corev3.Address {
 	}}}
 }
 
-func healthStatus(flags []string) *adminv3.HostHealthStatus {
-	hs := &adminv3.HostHealthStatus{EdsHealthStatus: corev3.HealthStatus_HEALTHY}
+func healthStatus(flags []string) hostHealth {
+	hs := hostHealth{EdsHealthStatus: corev3.HealthStatus_HEALTHY.String()}
 	for _, f := range flags {
 		switch f {
 		case FlagFailedEDSHealth:
-			hs.EdsHealthStatus = corev3.HealthStatus_UNHEALTHY
+			hs.EdsHealthStatus = corev3.HealthStatus_UNHEALTHY.String()
 		case FlagDegradedEDSHealth:
-			hs.EdsHealthStatus = corev3.HealthStatus_DEGRADED
+			hs.EdsHealthStatus = corev3.HealthStatus_DEGRADED.String()
 		case FlagEDSDraining:
-			hs.EdsHealthStatus = corev3.HealthStatus_DRAINING
+			hs.EdsHealthStatus = corev3.HealthStatus_DRAINING.String()
 		case FlagFailedOutlierCheck:
 			hs.FailedOutlierCheck = true
 		case FlagFailedActiveHC:

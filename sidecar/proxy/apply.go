@@ -310,23 +310,17 @@ func (p *Proxy) compileRoutes(set map[string]*resource) (map[string]*router.Tabl
 	return tables, nil
 }
 
-// staticConfig indexes the bootstrap's static resources.
+// staticConfig indexes the bootstrap's static resources. Their Anys are
+// left to the dump to make: the bootstrap holds the protos already, and a
+// serialised copy of each would stay in memory for a page rarely read.
 func staticConfig(ls []*listenerv3.Listener, cs []*clusterv3.Cluster) (config, error) {
 	now := time.Now()
-	c := config{listeners: map[string]*resource{}, clusters: map[string]*resource{}}
+	c := config{listeners: make(map[string]*resource, len(ls)), clusters: make(map[string]*resource, len(cs))}
 	for _, l := range ls {
-		a, err := anypb.New(l)
-		if err != nil {
-			return c, err
-		}
-		c.listeners[l.GetName()] = &resource{msg: l, any: a, updated: now}
+		c.listeners[l.GetName()] = &resource{msg: l, updated: now}
 	}
 	for _, cl := range cs {
-		a, err := anypb.New(cl)
-		if err != nil {
-			return c, err
-		}
-		c.clusters[cl.GetName()] = &resource{msg: cl, any: a, updated: now}
+		c.clusters[cl.GetName()] = &resource{msg: cl, updated: now}
 	}
 	return c, nil
 }

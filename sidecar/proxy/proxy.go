@@ -104,7 +104,8 @@ type config struct {
 }
 
 // resource is one applied resource: its proto, its Any as received (for
-// the dump), and when and in which xDS version it was last changed.
+// the dump; nil for static resources, whose dump makes it from msg), and
+// when and in which xDS version it was last changed.
 type resource struct {
 	msg     any
 	any     *anypb.Any

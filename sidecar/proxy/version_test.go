@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,28 +48,18 @@ func dumpOf(t *testing.T, p *Proxy) (*adminv3.ClustersConfigDump, *adminv3.Endpo
 // configVersions are the config_version_info series: version by type label.
 func configVersions(t *testing.T, s *stats.Stats) map[string][]string {
 	t.Helper()
-	mfs, err := s.Gatherer().Gather()
-	if err != nil {
+	var b strings.Builder
+	if err := stats.WriteText(&b, s.Gatherer(), func(series string) bool {
+		return strings.HasPrefix(series, "skein_proxy_config_version_info{")
+	}); err != nil {
 		t.Fatal(err)
 	}
 	out := map[string][]string{}
-	for _, mf := range mfs {
-		if mf.GetName() != "skein_proxy_config_version_info" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			var typ, v string
-			for _, l := range m.GetLabel() {
-				switch l.GetName() {
-				case "type":
-					typ = l.GetValue()
-				case "version":
-					v = l.GetValue()
-				}
-			}
-			if m.GetGauge().GetValue() == 1 {
-				out[typ] = append(out[typ], v)
-			}
+	// skein_proxy_config_version_info{type="cds",version="v2"}: 1
+	re := regexp.MustCompile(`^skein_proxy_config_version_info\{type="([^"]*)",version="([^"]*)"\}: 1$`)
+	for _, line := range strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n") {
+		if m := re.FindStringSubmatch(line); m != nil {
+			out[m[1]] = append(out[m[1]], m[2])
 		}
 	}
 	return out

@@ -1,7 +1,7 @@
-// Package stats holds skein-proxy's metrics: a Prometheus registry of its
-// own, with handles per cluster and per listener that the proxy resolves
-// when it applies a config, so that a request or a connection only touches
-// atomics; and the handler of the metrics port (15090).
+// Package stats holds skein-proxy's metrics: counters per cluster and per
+// listener that the proxy resolves when it applies a config, so that a
+// request or a connection only touches atomics; and the handler of the
+// metrics port (15090), which Prometheus' Go client serves.
 //
 // Every series is labelled by at most a cluster name, a listener name, a
 // response code class or an xDS type, so what a scrape returns is bounded
@@ -16,16 +16,25 @@
 //     downstream bytes received and sent;
 //   - per xDS type (lds, rds, cds, eds, sds, other), 3 series:
 //     config_updates_total accepted and rejected, and config_version_info;
-//   - the Go runtime's and the process's own collectors, a fixed set.
+//   - the Go runtime's (go_*) and the process's (process_*), from the Go
+//     client's default collectors.
 //
 // Code classes are created at zero when a cluster is, as Prometheus advises
 // for known label values, so that a ratio of 5xx to all requests is 0, not
 // absent, before the first error.
+//
+// The counters are plain atomics, not the Go client's labelled metric
+// vectors: a cluster's series are a few hundred bytes here against several
+// kilobytes of metric objects there, which matters for a sidecar with a
+// thousand clusters (docs/proxy.md, "Memory"). A collector turns them into
+// the client's const metrics at each scrape (collect.go), and the client
+// does the rest: exposition formats, content negotiation, gzip.
 package stats
 
 import (
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,6 +55,21 @@ var DurationBuckets = []float64{
 	.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30,
 }
 
+// durationBucketCount is len(DurationBuckets), for the arrays of Cluster.
+const durationBucketCount = 17
+
+// durationBounds are DurationBuckets as durations, for RequestDone.
+var durationBounds = func() []time.Duration {
+	if len(DurationBuckets) != durationBucketCount {
+		panic("stats: durationBucketCount is not len(DurationBuckets)")
+	}
+	out := make([]time.Duration, len(DurationBuckets))
+	for i, b := range DurationBuckets {
+		out[i] = time.Duration(b * float64(time.Second))
+	}
+	return out
+}()
+
 // codeClasses are the values of the code_class label; a status code's
 // class is its index (code/100), and 0 means the request ended without a
 // response.
@@ -57,21 +81,9 @@ var codeClasses = [...]string{"none", "1xx", "2xx", "3xx", "4xx", "5xx"}
 type Stats struct {
 	reg *prometheus.Registry
 
-	requests           *prometheus.CounterVec   // cluster, code_class
-	duration           *prometheus.HistogramVec // cluster
-	upstreamCxActive   *prometheus.GaugeVec     // cluster
-	upstreamCxTotal    *prometheus.CounterVec   // cluster
-	upstreamCxFailures *prometheus.CounterVec   // cluster
-	upstreamRx         *prometheus.CounterVec   // cluster
-	upstreamTx         *prometheus.CounterVec   // cluster
-
-	downstreamCxActive *prometheus.GaugeVec   // listener
-	downstreamCxTotal  *prometheus.CounterVec // listener
-	downstreamRx       *prometheus.CounterVec // listener
-	downstreamTx       *prometheus.CounterVec // listener
-
-	configUpdates *prometheus.CounterVec // type, result
-	configVersion *prometheus.GaugeVec   // type, version
+	// updates counts config_updates_total by xDS type (xdsTypes' index)
+	// and result (0 accepted, 1 rejected).
+	updates [len(xdsTypes)][2]atomic.Uint64
 
 	mu        sync.Mutex
 	clusters  map[string]*Cluster
@@ -82,63 +94,8 @@ type Stats struct {
 // New returns an empty registry with the Go runtime's and the process's
 // collectors.
 func New() *Stats {
-	cluster := []string{"cluster"}
-	listener := []string{"listener"}
 	s := &Stats{
-		reg: prometheus.NewRegistry(),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "skein_proxy_requests_total",
-			Help: "Requests to a cluster that completed, by the class of the response code (none: no response).",
-		}, []string{"cluster", "code_class"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "skein_proxy_request_duration_seconds",
-			Help:    "Time from a request's first byte to its response's last byte, by cluster.",
-			Buckets: DurationBuckets,
-		}, cluster),
-		upstreamCxActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "skein_proxy_upstream_cx_active",
-			Help: "Open connections to a cluster's hosts.",
-		}, cluster),
-		upstreamCxTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "skein_proxy_upstream_cx_total",
-			Help: "Connections opened to a cluster's hosts.",
-		}, cluster),
-		upstreamCxFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "skein_proxy_upstream_cx_connect_failures_total",
-			Help: "Connections to a cluster's hosts that failed to open.",
-		}, cluster),
-		upstreamRx: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "skein_proxy_upstream_bytes_received_total",
-			Help: "Bytes received from a cluster's hosts.",
-		}, cluster),
-		upstreamTx: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "skein_proxy_upstream_bytes_sent_total",
-			Help: "Bytes sent to a cluster's hosts.",
-		}, cluster),
-		downstreamCxActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "skein_proxy_downstream_cx_active",
-			Help: "Open connections accepted by a listener.",
-		}, listener),
-		downstreamCxTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "skein_proxy_downstream_cx_total",
-			Help: "Connections accepted by a listener.",
-		}, listener),
-		downstreamRx: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "skein_proxy_downstream_bytes_received_total",
-			Help: "Bytes received on a listener's connections.",
-		}, listener),
-		downstreamTx: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "skein_proxy_downstream_bytes_sent_total",
-			Help: "Bytes sent on a listener's connections.",
-		}, listener),
-		configUpdates: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "skein_proxy_config_updates_total",
-			Help: "xDS updates by type (lds, rds, cds, eds, sds, other) and result (accepted, rejected).",
-		}, []string{"type", "result"}),
-		configVersion: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "skein_proxy_config_version_info",
-			Help: "The version of the last accepted xDS update of each type; always 1.",
-		}, []string{"type", "version"}),
+		reg:       prometheus.NewRegistry(),
 		clusters:  map[string]*Cluster{},
 		listeners: map[string]*Listener{},
 		versions:  map[string]string{},
@@ -146,46 +103,51 @@ func New() *Stats {
 	s.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		s.requests, s.duration, s.upstreamCxActive, s.upstreamCxTotal, s.upstreamCxFailures,
-		s.upstreamRx, s.upstreamTx,
-		s.downstreamCxActive, s.downstreamCxTotal, s.downstreamRx, s.downstreamTx,
-		s.configUpdates, s.configVersion,
+		collector{s},
 	)
-	for _, t := range xdsTypes {
-		for _, r := range []string{resultAccepted, resultRejected} {
-			s.configUpdates.WithLabelValues(t, r)
-		}
-	}
 	return s
 }
 
 // Gatherer is what a scrape reads: the admin port's /stats uses it.
 func (s *Stats) Gatherer() prometheus.Gatherer { return s.reg }
 
-// Handler serves the metrics port: PrometheusPath and MetricsPath in
-// Prometheus' text format (or OpenMetrics or protobuf when asked), 404
+// Handler serves the metrics port: PrometheusPath and MetricsPath, 404
 // elsewhere.
 func (s *Stats) Handler() http.Handler {
-	metrics := promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	metrics := PrometheusHandler(s.reg)
 	mux := http.NewServeMux()
 	mux.Handle("GET "+PrometheusPath, metrics)
 	mux.Handle("GET "+MetricsPath, metrics)
 	return mux
 }
 
+// PrometheusHandler answers a scrape of what g gathers in the format the
+// scraper asks for: Prometheus' text format by default, OpenMetrics or
+// protobuf when its Accept header prefers them, gzipped when it accepts
+// gzip. A series that cannot be gathered is left out, not the scrape.
+func PrometheusHandler(g prometheus.Gatherer) http.Handler {
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{
+		ErrorHandling:     promhttp.ContinueOnError,
+		EnableOpenMetrics: true,
+	})
+}
+
 // Cluster is one cluster's metrics, resolved once. A nil *Cluster counts
 // nothing, so a proxy without stats passes nil.
 type Cluster struct {
-	requests       [len(codeClasses)]prometheus.Counter
-	duration       prometheus.Observer
-	cxActive       prometheus.Gauge
-	cxTotal        prometheus.Counter
-	connectFailure prometheus.Counter
-	rx, tx         prometheus.Counter
+	requests [len(codeClasses)]atomic.Uint64
+	// buckets[i] counts the requests of duration in (bound i-1, bound i];
+	// the last one those above every bound.
+	buckets        [durationBucketCount + 1]atomic.Uint64
+	durationSum    atomic.Int64 // nanoseconds
+	cxActive       atomic.Int64
+	cxTotal        atomic.Uint64
+	connectFailure atomic.Uint64
+	rx, tx         atomic.Uint64
 }
 
-// Cluster returns the named cluster's handle, creating its series (at zero)
-// the first time. Until ForgetCluster, the same name returns the same handle,
+// Cluster returns the named cluster's handle, creating it the first time
+// (its series are scraped once it is used: see Cluster.used). Until ForgetCluster, the same name returns the same handle,
 // so a cluster that a new config keeps keeps its counts.
 func (s *Stats) Cluster(name string) *Cluster {
 	s.mu.Lock()
@@ -193,17 +155,7 @@ func (s *Stats) Cluster(name string) *Cluster {
 	if c, ok := s.clusters[name]; ok {
 		return c
 	}
-	c := &Cluster{
-		duration:       s.duration.WithLabelValues(name),
-		cxActive:       s.upstreamCxActive.WithLabelValues(name),
-		cxTotal:        s.upstreamCxTotal.WithLabelValues(name),
-		connectFailure: s.upstreamCxFailures.WithLabelValues(name),
-		rx:             s.upstreamRx.WithLabelValues(name),
-		tx:             s.upstreamTx.WithLabelValues(name),
-	}
-	for i, class := range codeClasses {
-		c.requests[i] = s.requests.WithLabelValues(name, class)
-	}
+	c := new(Cluster)
 	s.clusters[name] = c
 	return c
 }
@@ -214,19 +166,7 @@ func (s *Stats) Cluster(name string) *Cluster {
 func (s *Stats) ForgetCluster(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.clusters[name]; !ok {
-		return
-	}
 	delete(s.clusters, name)
-	for _, class := range codeClasses {
-		s.requests.DeleteLabelValues(name, class)
-	}
-	for _, v := range []*prometheus.MetricVec{
-		s.duration.MetricVec, s.upstreamCxActive.MetricVec, s.upstreamCxTotal.MetricVec,
-		s.upstreamCxFailures.MetricVec, s.upstreamRx.MetricVec, s.upstreamTx.MetricVec,
-	} {
-		v.DeleteLabelValues(name)
-	}
 }
 
 // RequestDone counts a completed request: code is the response's status
@@ -241,8 +181,13 @@ func (c *Cluster) RequestDone(code int, d time.Duration, received, sent int64) {
 	if code >= 100 && code < 600 {
 		class = code / 100
 	}
-	c.requests[class].Inc()
-	c.duration.Observe(d.Seconds())
+	c.requests[class].Add(1)
+	i := 0
+	for i < len(durationBounds) && d > durationBounds[i] {
+		i++
+	}
+	c.buckets[i].Add(1)
+	c.durationSum.Add(int64(d))
 	c.Bytes(received, sent)
 }
 
@@ -254,10 +199,10 @@ func (c *Cluster) Bytes(received, sent int64) {
 		return
 	}
 	if received > 0 {
-		c.rx.Add(float64(received))
+		c.rx.Add(uint64(received))
 	}
 	if sent > 0 {
-		c.tx.Add(float64(sent))
+		c.tx.Add(uint64(sent))
 	}
 }
 
@@ -266,8 +211,8 @@ func (c *Cluster) ConnOpened() {
 	if c == nil {
 		return
 	}
-	c.cxTotal.Inc()
-	c.cxActive.Inc()
+	c.cxTotal.Add(1)
+	c.cxActive.Add(1)
 }
 
 // ConnClosed counts the end of a connection that ConnOpened counted.
@@ -275,7 +220,7 @@ func (c *Cluster) ConnClosed() {
 	if c == nil {
 		return
 	}
-	c.cxActive.Dec()
+	c.cxActive.Add(-1)
 }
 
 // ConnectFailed counts a connection to one of the cluster's hosts that
@@ -284,15 +229,15 @@ func (c *Cluster) ConnectFailed() {
 	if c == nil {
 		return
 	}
-	c.connectFailure.Inc()
+	c.connectFailure.Add(1)
 }
 
 // Listener is one listener's metrics, resolved once. A nil *Listener
 // counts nothing.
 type Listener struct {
-	cxActive prometheus.Gauge
-	cxTotal  prometheus.Counter
-	rx, tx   prometheus.Counter
+	cxActive atomic.Int64
+	cxTotal  atomic.Uint64
+	rx, tx   atomic.Uint64
 }
 
 // Listener returns the named listener's handle, creating its series the
@@ -303,12 +248,7 @@ func (s *Stats) Listener(name string) *Listener {
 	if l, ok := s.listeners[name]; ok {
 		return l
 	}
-	l := &Listener{
-		cxActive: s.downstreamCxActive.WithLabelValues(name),
-		cxTotal:  s.downstreamCxTotal.WithLabelValues(name),
-		rx:       s.downstreamRx.WithLabelValues(name),
-		tx:       s.downstreamTx.WithLabelValues(name),
-	}
+	l := new(Listener)
 	s.listeners[name] = l
 	return l
 }
@@ -317,15 +257,7 @@ func (s *Stats) Listener(name string) *Listener {
 func (s *Stats) ForgetListener(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.listeners[name]; !ok {
-		return
-	}
 	delete(s.listeners, name)
-	for _, v := range []*prometheus.MetricVec{
-		s.downstreamCxActive.MetricVec, s.downstreamCxTotal.MetricVec, s.downstreamRx.MetricVec, s.downstreamTx.MetricVec,
-	} {
-		v.DeleteLabelValues(name)
-	}
 }
 
 // ConnAccepted counts a connection the listener accepted.
@@ -333,8 +265,8 @@ func (l *Listener) ConnAccepted() {
 	if l == nil {
 		return
 	}
-	l.cxTotal.Inc()
-	l.cxActive.Inc()
+	l.cxTotal.Add(1)
+	l.cxActive.Add(1)
 }
 
 // ConnClosed counts the end of a connection that ConnAccepted counted.
@@ -342,7 +274,7 @@ func (l *Listener) ConnClosed() {
 	if l == nil {
 		return
 	}
-	l.cxActive.Dec()
+	l.cxActive.Add(-1)
 }
 
 // Bytes adds bytes received from and sent to the listener's downstream
@@ -352,9 +284,9 @@ func (l *Listener) Bytes(received, sent int64) {
 		return
 	}
 	if received > 0 {
-		l.rx.Add(float64(received))
+		l.rx.Add(uint64(received))
 	}
 	if sent > 0 {
-		l.tx.Add(float64(sent))
+		l.tx.Add(uint64(sent))
 	}
 }

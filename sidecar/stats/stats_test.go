@@ -2,9 +2,12 @@ package stats
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"testing"
 	"time"
 
@@ -171,12 +174,42 @@ func TestForgetCluster(t *testing.T) {
 		t.Errorf("cluster b has %d series (want 12), listener l2 %d (want 4)", counts["b"], counts["l2"])
 	}
 
-	if s.Cluster("a") == a {
+	a2 := s.Cluster("a")
+	if a2 == a {
 		t.Error("Cluster(a) after ForgetCluster returned the old handle")
 	}
 	mf = scrape(t, base+PrometheusPath)
-	if m := find(mf, "skein_proxy_requests_total", map[string]string{"cluster": "a", "code_class": "2xx"}); m == nil || value(m) != 0 {
-		t.Errorf("re-created cluster a: requests_total 2xx = %v, want a series at 0", m)
+	if m := find(mf, "skein_proxy_requests_total", map[string]string{"cluster": "a", "code_class": "5xx"}); m != nil {
+		t.Errorf("re-created cluster a, unused: requests_total 5xx = %v, want no series yet", m)
+	}
+	a2.RequestDone(200, time.Millisecond, 1, 1)
+	mf = scrape(t, base+PrometheusPath)
+	if m := find(mf, "skein_proxy_requests_total", map[string]string{"cluster": "a", "code_class": "5xx"}); m == nil || value(m) != 0 {
+		t.Errorf("re-created cluster a after a 200: requests_total 5xx = %v, want a series at 0 (counts start over)", m)
+	}
+}
+
+// TestUnusedClustersHaveNoSeries: a sidecar is configured with every
+// Service of the mesh; only the clusters it used cost series in a scrape.
+func TestUnusedClustersHaveNoSeries(t *testing.T) {
+	s := New()
+	for i := range 100 {
+		s.Cluster("idle-" + strconv.Itoa(i))
+	}
+	s.Cluster("conn").ConnOpened()
+	s.Cluster("failed").ConnectFailed()
+	s.Cluster("request").RequestDone(503, time.Millisecond, 0, 0)
+	mf := scrape(t, serve(t, s.Handler())+PrometheusPath)
+	clusters := map[string]bool{}
+	for _, m := range mf["skein_proxy_upstream_cx_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "cluster" {
+				clusters[l.GetValue()] = true
+			}
+		}
+	}
+	if len(clusters) != 3 || !clusters["conn"] || !clusters["failed"] || !clusters["request"] {
+		t.Errorf("clusters with series: %v, want conn, failed and request only", clusters)
 	}
 }
 
@@ -307,4 +340,41 @@ func value(m *dto.Metric) float64 {
 		return m.GetGauge().GetValue()
 	}
 	return m.GetUntyped().GetValue()
+}
+
+// BenchmarkScrape1000Clusters is one scrape of the metrics port's text
+// format with 1,000 clusters (12,000 series): its time, and what it
+// allocates beyond the response body, which is discarded.
+func BenchmarkScrape1000Clusters(b *testing.B) {
+	s := New()
+	for i := range 1000 {
+		s.Cluster(fmt.Sprintf("outbound|80||svc-%04d.default.svc.cluster.local", i)).RequestDone(200, time.Millisecond, 1, 1)
+	}
+	h := s.Handler()
+	req := httptest.NewRequest(http.MethodGet, PrometheusPath, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := discard{header: http.Header{}}
+		h.ServeHTTP(&w, req)
+		if w.code != http.StatusOK {
+			b.Fatal(w.code)
+		}
+	}
+}
+
+// discard is a ResponseWriter that keeps the status and drops the body.
+type discard struct {
+	header http.Header
+	code   int
+}
+
+func (d *discard) Header() http.Header { return d.header }
+func (d *discard) WriteHeader(code int) {
+	if d.code == 0 {
+		d.code = code
+	}
+}
+func (d *discard) Write(p []byte) (int, error) {
+	d.WriteHeader(http.StatusOK)
+	return len(p), nil
 }
