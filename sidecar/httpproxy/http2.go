@@ -5,14 +5,12 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
-
-	"golang.org/x/net/http2"
 
 	"github.com/skeinmesh/skein/sidecar/http1"
 	"github.com/skeinmesh/skein/sidecar/lb"
@@ -20,24 +18,10 @@ import (
 	"github.com/skeinmesh/skein/sidecar/upstream"
 )
 
-// The HTTP/2 downstream path: golang.org/x/net/http2's server runs the
+// The HTTP/2 downstream path: the server in server2.go runs the
 // connection and calls ServeHTTP per stream, which routes with the same
 // router and filters as HTTP/1 and forwards over HTTP/2 (streaming both
 // ways, trailers kept: gRPC) or HTTP/1.1, as the cluster speaks.
-
-// serve2 serves an HTTP/2 (prior knowledge) connection.
-func (h *Handler) serve2(ctx context.Context, c net.Conn, src, dst netip.AddrPort) {
-	srv := &http2.Server{IdleTimeout: h.IdleTimeout}
-	base := &http.Server{}
-	if h.MaxRequestHeadersKB > 0 {
-		base.MaxHeaderBytes = h.MaxRequestHeadersKB << 10
-	}
-	srv.ServeConn(c, &http2.ServeConnOpts{
-		Context:    ctx,
-		BaseConfig: base,
-		Handler:    &stream2{h: h, src: src, dst: dst},
-	})
-}
 
 // stream2 handles the streams of one HTTP/2 connection.
 type stream2 struct {
@@ -239,7 +223,9 @@ func (p *stream2) forward1(w http.ResponseWriter, x *Exchange, cl *upstream.Clus
 // filters'), body flushed as it arrives, trailers.
 //
 // A response known to have no body (the upstream's HEADERS frame ended the
-// stream, or Content-Length: 0) is not flushed after its head: net/http's
+// stream, or Content-Length: 0), or whose Content-Length worth of body the
+// first read brings, is not flushed after its head (so head and body go
+// out in one write with END_STREAM): net/http's
 // HTTP/2 server then sends the head with END_STREAM when the handler
 // returns, so a gRPC trailers-only response (an error before any message:
 // grpc-status and the trailer metadata in the one HEADERS frame) stays
@@ -261,28 +247,47 @@ func (p *stream2) copyResponse(w http.ResponseWriter, x *Exchange, resp *http.Re
 	p.h.runResponseFilters(x)
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
-	if resp.ContentLength != 0 {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	// A body of unknown length (a gRPC stream) may take its time: the head
+	// goes now. One of known length usually arrives in the first read: the
+	// head then goes out with it (and with END_STREAM when the handler
+	// returns), not flushed on its own.
+	if resp.ContentLength < 0 {
+		rc.Flush()
+	}
+	n, err := resp.Body.Read(buf)
+	if err == nil && resp.ContentLength > 0 && !bodyDone(resp, n) {
 		rc.Flush()
 	}
 	var rx int64
-	buf := make([]byte, 32<<10)
 	for {
-		n, err := resp.Body.Read(buf)
 		if n > 0 {
 			rx += int64(n)
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return resp.StatusCode, rx
 			}
-			rc.Flush()
+			if err == nil && !bodyDone(resp, int(rx)) {
+				rc.Flush()
+			}
+		}
+		if err == nil && bodyDone(resp, int(rx)) {
+			// Read the EOF (and the trailers before it) without
+			// a flush in between.
+			n, err = resp.Body.Read(buf)
+			continue
 		}
 		if err == io.EOF {
 			break
 		}
-		if err != nil {
-			// The response was cut: reset the stream rather than end it
-			// cleanly, so the client sees the failure.
-			panic(http.ErrAbortHandler)
+		if err == nil {
+			n, err = resp.Body.Read(buf)
+			continue
 		}
+		// The response was cut: reset the stream rather than end it
+		// cleanly, so the client sees the failure.
+		panic(http.ErrAbortHandler)
 	}
 	for k, vs := range resp.Trailer {
 		for _, v := range vs {
@@ -290,6 +295,15 @@ func (p *stream2) copyResponse(w http.ResponseWriter, x *Exchange, resp *http.Re
 		}
 	}
 	return resp.StatusCode, rx
+}
+
+// copyBufs hold the buffers copyResponse copies bodies with.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// bodyDone reports whether n bytes are all of resp's body, as its
+// Content-Length says.
+func bodyDone(resp *http.Response, n int) bool {
+	return resp.ContentLength >= 0 && int64(n) >= resp.ContentLength
 }
 
 // roundTripError maps a failure before the response head to a reply.

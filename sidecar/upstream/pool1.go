@@ -17,7 +17,7 @@ import (
 
 // MaxIdlePerHost bounds the idle HTTP/1.1 connections kept per host; one
 // released beyond it is closed.
-const MaxIdlePerHost = 64
+const MaxIdlePerHost = 1024
 
 // endpoint is one host's connection pools.
 type endpoint struct {
