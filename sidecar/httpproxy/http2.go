@@ -203,10 +203,10 @@ func (p *stream2) forward1(w http.ResponseWriter, x *Exchange, cl *upstream.Clus
 	if _, ok := out.Header["User-Agent"]; !ok {
 		out.Header["User-Agent"] = nil // net/http adds its own otherwise
 	}
-	if err := out.Write(cn.W); err == nil {
+	if err := writeRequest1(cn.W, out); err == nil {
 		err = cn.W.Flush()
 	}
-	resp, err := http.ReadResponse(cn.R, out)
+	resp, err := readResponse1(cn.R, out)
 	if err != nil {
 		status, reason := roundTripError(ctx, err)
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {

@@ -536,7 +536,8 @@ func (c *h2conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	}
 	c.mu.Unlock()
 
-	r, err := c.newRequest(f)
+	var req http.Request
+	err := c.newRequest(f, &req)
 	if err != nil {
 		c.mu.Lock()
 		c.resetLocked(id, http2.ErrCodeProtocol)
@@ -551,8 +552,8 @@ func (c *h2conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	s.sendWindow = c.peerWindow
 	s.bodyEnded = f.StreamEnded()
 	if !s.bodyEnded {
-		s.trailer = r.Trailer
-		r.Body = &h2body{s: s}
+		s.trailer = req.Trailer
+		req.Body = &h2body{s: s}
 	}
 	c.streams[id] = s
 	first := len(c.streams) == 1
@@ -561,13 +562,13 @@ func (c *h2conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	if first {
 		c.setIdle(false)
 	}
-	r = r.WithContext(s.ctx)
-	go s.run(r)
+	go s.run(req.WithContext(s.ctx))
 	return nil
 }
 
-// newRequest is the net/http request of a HEADERS frame.
-func (c *h2conn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, error) {
+// newRequest fills r with the net/http request of a HEADERS frame (r is
+// then given its context with WithContext, which copies it).
+func (c *h2conn) newRequest(f *http2.MetaHeadersFrame, r *http.Request) error {
 	var method, path, authority string
 	for _, hf := range f.PseudoFields() {
 		switch hf.Name {
@@ -579,7 +580,7 @@ func (c *h2conn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, error) {
 			authority = hf.Value
 		case ":scheme", ":protocol":
 		default:
-			return nil, errors.New("pseudo-header")
+			return errors.New("pseudo-header")
 		}
 	}
 	fields := f.RegularFields()
@@ -588,10 +589,10 @@ func (c *h2conn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, error) {
 	for _, hf := range fields {
 		switch hf.Name {
 		case "connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade":
-			return nil, errors.New("connection-specific header")
+			return errors.New("connection-specific header")
 		case "te":
 			if hf.Value != "trailers" {
-				return nil, errors.New("te")
+				return errors.New("te")
 			}
 		case "cookie":
 			cookies = append(cookies, hf.Value)
@@ -608,7 +609,7 @@ func (c *h2conn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, error) {
 	if len(cookies) > 0 {
 		hdr["Cookie"] = []string{strings.Join(cookies, "; ")}
 	}
-	r := &http.Request{
+	*r = http.Request{
 		Method:     method,
 		Proto:      "HTTP/2.0",
 		ProtoMajor: 2,
@@ -619,18 +620,18 @@ func (c *h2conn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, error) {
 		Body:       http.NoBody,
 	}
 	if method == "" {
-		return nil, errors.New(":method")
+		return errors.New(":method")
 	}
 	if method == "CONNECT" && path == "" {
 		r.URL = &url.URL{Host: authority}
 		r.RequestURI = authority
 	} else {
 		if path == "" || (path[0] != '/' && !(path == "*" && method == "OPTIONS")) {
-			return nil, errors.New(":path")
+			return errors.New(":path")
 		}
 		u, err := url.ParseRequestURI(path)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		r.URL = u
 	}
@@ -639,7 +640,7 @@ func (c *h2conn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, error) {
 		if cl := hdr["Content-Length"]; len(cl) == 1 {
 			n, err := strconv.ParseInt(cl[0], 10, 64)
 			if err != nil || n < 0 {
-				return nil, errors.New("content-length")
+				return errors.New("content-length")
 			}
 			r.ContentLength = n
 		}
@@ -654,7 +655,7 @@ func (c *h2conn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, error) {
 			}
 		}
 	}
-	return r, nil
+	return nil
 }
 
 // resetLocked sends RST_STREAM for id and ends the stream if open.
@@ -1028,8 +1029,9 @@ func statusText(code int) string {
 	return strconv.Itoa(code)
 }
 
-// commonNames maps canonical header names to their lower-case wire form,
-// and back, without allocating for the usual ones.
+// commonLower maps canonical header names to their lower-case wire form,
+// commonCanonical lower-case and canonical names (and ETag) to the
+// canonical form: no allocation for the usual ones.
 var (
 	commonLower     = map[string]string{}
 	commonCanonical = map[string]string{}
@@ -1045,7 +1047,9 @@ func init() {
 		l := strings.ToLower(k)
 		commonLower[k] = l
 		commonCanonical[l] = k
+		commonCanonical[k] = k
 	}
+	commonCanonical["ETag"] = "Etag"
 }
 
 func lowerName(k string) string {
