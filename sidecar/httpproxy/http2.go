@@ -85,9 +85,13 @@ func (p *stream2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	if rt.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, rt.Timeout)
-		defer cancel()
+		if sc, ok := ctx.(*streamCtx); ok {
+			sc.setTimeout(rt.Timeout) // no context of its own: see streamCtx
+		} else {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, rt.Timeout)
+			defer cancel()
+		}
 	}
 	out = out.WithContext(ctx)
 	host.Acquire()
@@ -106,7 +110,9 @@ func (p *stream2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // header edits and the connection manager's headers.
 func (p *stream2) outbound(r *http.Request, rt *router.Route, wc *router.WeightedCluster) (*http.Request, error) {
 	h := p.h
-	hdr := r.Header.Clone()
+	// The server made r.Header for this request alone: edited in place,
+	// as the HTTP/1 path edits its request head.
+	hdr := r.Header
 	if hdr == nil {
 		hdr = http.Header{}
 	}
@@ -116,15 +122,14 @@ func (p *stream2) outbound(r *http.Request, rt *router.Route, wc *router.Weighte
 		authority = wc.HostRewrite
 	}
 	u := &url.URL{Scheme: "http", Host: authority, RawQuery: r.URL.RawQuery}
-	path := []byte(r.URL.EscapedPath())
-	if np, ok := rt.RewritePath(nil, path); ok {
-		path = np
+	u.Path, u.RawPath = r.URL.Path, r.URL.RawPath
+	if np, ok := rt.RewritePath(nil, []byte(r.URL.EscapedPath())); ok {
+		pu, err := url.Parse(string(np))
+		if err != nil {
+			return nil, err
+		}
+		u.Path, u.RawPath = pu.Path, pu.RawPath
 	}
-	pu, err := url.Parse(string(path))
-	if err != nil {
-		return nil, err
-	}
-	u.Path, u.RawPath = pu.Path, pu.RawPath
 	hs := headers2(hdr)
 	wc.RequestHeaders.Apply(hs)
 	hdr.Del("X-Forwarded-Client-Cert")
@@ -377,7 +382,7 @@ var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Transfe
 // stripHopByHop removes hop-by-hop fields and those Connection names; TE
 // stays only as "trailers".
 func stripHopByHop(h http.Header) {
-	for _, v := range h.Values("Connection") {
+	for _, v := range h["Connection"] {
 		for _, f := range strings.Split(v, ",") {
 			if f = strings.TrimSpace(f); f != "" {
 				h.Del(f)
@@ -385,10 +390,10 @@ func stripHopByHop(h http.Header) {
 		}
 	}
 	for _, k := range hopByHop {
-		h.Del(k)
+		delete(h, k) // canonical already
 	}
-	if te := h.Values("Te"); len(te) > 0 {
-		h.Del("Te")
+	if te := h["Te"]; len(te) > 0 {
+		delete(h, "Te")
 		for _, v := range te {
 			if strings.Contains(strings.ToLower(v), "trailers") {
 				h.Set("Te", "trailers")
