@@ -196,7 +196,7 @@ type body1 struct {
 	n       int64
 	chunked io.Reader
 	resp    *http.Response // its Trailer gets the trailers
-	err     error // sticky: io.EOF at the end
+	err     error          // sticky: io.EOF at the end
 }
 
 func (b *body1) Read(p []byte) (int, error) {
