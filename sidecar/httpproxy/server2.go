@@ -111,6 +111,8 @@ type h2stream struct {
 	trailer     http.Header
 	recvWindow  int64 // what the client may still send on the stream
 	unacked     int   // read, not yet refunded to the stream window
+	declared    int64 // the request's Content-Length; -1: none
+	received    int64 // body bytes received
 	sendWindow  int64
 	reset       bool // RST_STREAM sent or received
 	handlerDone bool
@@ -441,6 +443,13 @@ func (c *h2conn) onData(f *http2.DataFrame) error {
 		return nil
 	}
 	s.recvWindow -= int64(n)
+	s.received += int64(len(data))
+	if s.declared >= 0 && (s.received > s.declared || (f.StreamEnded() && s.received != s.declared)) {
+		// Not the body Content-Length announced (RFC 9113 8.1.1).
+		c.refundLocked(nil, n)
+		c.resetLocked(s.id, http2.ErrCodeProtocol)
+		return nil
+	}
 	if s.bodyClosed || s.bodyErr != nil {
 		c.refundLocked(s, n)
 	} else {
@@ -499,7 +508,7 @@ func (c *h2conn) onHeaders(f *http2.MetaHeadersFrame) error {
 			c.resetLocked(id, http2.ErrCodeStreamClosed)
 			return nil
 		}
-		if !f.StreamEnded() || len(f.PseudoFields()) > 0 {
+		if !f.StreamEnded() || len(f.PseudoFields()) > 0 || (s.declared >= 0 && s.received != s.declared) {
 			c.resetLocked(id, http2.ErrCodeProtocol)
 			return nil
 		}
@@ -550,7 +559,9 @@ func (c *h2conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	s.recvWindow = h2StreamWindow
 	s.sendWindow = c.peerWindow
 	s.bodyEnded = f.StreamEnded()
+	s.declared = -1
 	if !s.bodyEnded {
+		s.declared = req.ContentLength
 		s.trailer = req.Trailer
 		req.Body = &h2body{s: s}
 	}
