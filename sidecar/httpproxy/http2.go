@@ -412,14 +412,27 @@ func (h headers2) Del(name string)        { http.Header(h).Del(name) }
 
 var _ router.Headers = headers2(nil)
 
-// request2 is router.Request over an HTTP/2 request.
-type request2 struct{ r *http.Request }
+// request2 is router.Request over an HTTP/2 request; path and authority
+// are converted once.
+type request2 struct {
+	r         *http.Request
+	path      []byte
+	authority []byte
+}
 
 var _ router.Request = (*request2)(nil)
 
 func (q *request2) Method() []byte    { return []byte(q.r.Method) }
-func (q *request2) Authority() []byte { return []byte(q.r.Host) }
+func (q *request2) Authority() []byte {
+	if q.authority == nil {
+		q.authority = []byte(q.r.Host)
+	}
+	return q.authority
+}
 func (q *request2) Path() []byte {
+	if q.path != nil {
+		return q.path
+	}
 	u := q.r.RequestURI
 	if i := strings.IndexByte(u, '?'); i >= 0 {
 		u = u[:i]
@@ -427,7 +440,8 @@ func (q *request2) Path() []byte {
 	if u == "" {
 		u = q.r.URL.EscapedPath()
 	}
-	return []byte(u)
+	q.path = []byte(u)
+	return q.path
 }
 func (q *request2) Query() []byte {
 	if i := strings.IndexByte(q.r.RequestURI, '?'); i >= 0 {

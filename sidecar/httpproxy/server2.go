@@ -595,8 +595,9 @@ func (c *h2conn) newRequest(f *http2.MetaHeadersFrame, r *http.Request) error {
 	}
 	fields := f.RegularFields()
 	hdr := make(http.Header, len(fields))
+	vals := make([]string, len(fields)) // one array for the one-value slices
 	var cookies []string
-	for _, hf := range fields {
+	for i, hf := range fields {
 		switch hf.Name {
 		case "connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade":
 			return errors.New("connection-specific header")
@@ -614,7 +615,12 @@ func (c *h2conn) newRequest(f *http2.MetaHeadersFrame, r *http.Request) error {
 			continue
 		}
 		k := canonicalLower(hf.Name)
-		hdr[k] = append(hdr[k], hf.Value)
+		if vs, ok := hdr[k]; ok {
+			hdr[k] = append(vs, hf.Value)
+			continue
+		}
+		vals[i] = hf.Value
+		hdr[k] = vals[i : i+1 : i+1]
 	}
 	if len(cookies) > 0 {
 		hdr["Cookie"] = []string{strings.Join(cookies, "; ")}

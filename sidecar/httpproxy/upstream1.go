@@ -112,7 +112,7 @@ func readResponse1(r *bufio.Reader, req *http.Request) (*http.Response, error) {
 		}
 	}
 	resp := &http.Response{
-		Status:     strconv.Itoa(head.Status) + " " + string(head.Reason()),
+		Status:     statusLine(head),
 		StatusCode: head.Status,
 		Proto:      head.Proto.String(),
 		ProtoMajor: 1,
@@ -186,6 +186,14 @@ func readResponse1(r *bufio.Reader, req *http.Request) (*http.Response, error) {
 		resp.Body = &body1{r: r, n: -1}
 	}
 	return resp, nil
+}
+
+// statusLine is http.Response.Status: "200 OK".
+func statusLine(head *http1.ResponseHead) string {
+	if head.Status == 200 && string(head.Reason()) == "OK" {
+		return "200 OK"
+	}
+	return strconv.Itoa(head.Status) + " " + string(head.Reason())
 }
 
 // body1 is a response body on an HTTP/1.1 connection: n bytes
