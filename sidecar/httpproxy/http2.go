@@ -422,7 +422,7 @@ type request2 struct {
 
 var _ router.Request = (*request2)(nil)
 
-func (q *request2) Method() []byte    { return []byte(q.r.Method) }
+func (q *request2) Method() []byte { return []byte(q.r.Method) }
 func (q *request2) Authority() []byte {
 	if q.authority == nil {
 		q.authority = []byte(q.r.Host)
