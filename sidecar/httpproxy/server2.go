@@ -572,7 +572,7 @@ func (c *h2conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	if first {
 		c.setIdle(false)
 	}
-	go s.run(req.WithContext(&s.ctx))
+	startStream(s, req.WithContext(&s.ctx))
 	return nil
 }
 
@@ -715,6 +715,43 @@ func (c *h2conn) maybeForgetLocked(s *h2stream) {
 		delete(c.streams, s.id)
 		if len(c.streams) == 0 && !c.done {
 			c.setIdle(true)
+		}
+	}
+}
+
+// streamTasks hands streams to idle workers: goroutines that served a
+// stream and wait a while for the next, so that a request does not start
+// on a new goroutine's small stack and grow it (a copy each time) on its
+// way through the router and the HTTP/1 codec.
+var streamTasks = make(chan streamTask)
+
+type streamTask struct {
+	s *h2stream
+	r *http.Request
+}
+
+// streamWorkerIdle is how long a worker waits for another stream.
+const streamWorkerIdle = 10 * time.Second
+
+func startStream(s *h2stream, r *http.Request) {
+	select {
+	case streamTasks <- streamTask{s, r}:
+	default:
+		go streamWorker(s, r)
+	}
+}
+
+func streamWorker(s *h2stream, r *http.Request) {
+	s.run(r)
+	idle := time.NewTimer(streamWorkerIdle)
+	defer idle.Stop()
+	for {
+		select {
+		case t := <-streamTasks:
+			t.s.run(t.r)
+			idle.Reset(streamWorkerIdle)
+		case <-idle.C:
+			return
 		}
 	}
 }
