@@ -239,8 +239,12 @@ func (p *stream2) forward1(w http.ResponseWriter, x *Exchange, cl *upstream.Clus
 // trailers, which gRPC clients report as Internal.
 func (p *stream2) copyResponse(w http.ResponseWriter, x *Exchange, resp *http.Response, wc *router.WeightedCluster) (int, int64) {
 	hdr := w.Header()
-	for k, vs := range resp.Header {
-		hdr[k] = vs
+	if hw, ok := w.(*h2writer); ok && len(hdr) == 0 && resp.Header != nil {
+		hw.hdr, hdr = resp.Header, resp.Header // ours alone: no copy
+	} else {
+		for k, vs := range resp.Header {
+			hdr[k] = vs
+		}
 	}
 	stripHopByHop(hdr)
 	for k := range resp.Trailer {
