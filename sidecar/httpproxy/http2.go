@@ -238,10 +238,11 @@ func (p *stream2) forward1(w http.ResponseWriter, x *Exchange, cl *upstream.Clus
 // the stream with an empty DATA frame: grpc-status in headers, no
 // trailers, which gRPC clients report as Internal.
 func (p *stream2) copyResponse(w http.ResponseWriter, x *Exchange, resp *http.Response, wc *router.WeightedCluster) (int, int64) {
-	hdr := w.Header()
-	if hw, ok := w.(*h2writer); ok && len(hdr) == 0 && resp.Header != nil {
+	var hdr http.Header
+	if hw, ok := w.(*h2writer); ok && len(hw.hdr) == 0 && resp.Header != nil {
 		hw.hdr, hdr = resp.Header, resp.Header // ours alone: no copy
 	} else {
+		hdr = w.Header()
 		for k, vs := range resp.Header {
 			hdr[k] = vs
 		}
