@@ -33,7 +33,10 @@
 // (stream2.ServeHTTP, so the forwarding code is shared with the rest);
 // every stream's frames are encoded into one connection buffer that one
 // writer goroutine sends, yielding once first so that the responses ready
-// at that moment go out in one write. It keeps SETTINGS, flow control both
+// at that moment go out in one write. Requests run on worker goroutines
+// that are reused (their stacks already grown) and have a context of
+// their own (streamCtx), which the route timeout sets a deadline on
+// without a context per request. It keeps SETTINGS, flow control both
 // ways (1 MiB windows granted per stream and per connection, refunded as
 // the handler reads; the client's windows bound what is sent), PING,
 // GOAWAY (on a connection error and at the idle timeout), RST_STREAM both
