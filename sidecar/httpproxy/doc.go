@@ -24,12 +24,13 @@
 //
 // # HTTP/2
 //
-// The HTTP/2 server (server2.go) is this package's own, on
-// golang.org/x/net/http2's Framer and hpack rather than its Server, whose
+// The HTTP/2 server (server2.go, server2_stream.go, streamctx.go) is this
+// package's own, on golang.org/x/net/http2's Framer and hpack rather than
+// its Server, whose
 // per-frame flushes (a goroutine and a write system call each) and
 // per-stream machinery made skein-proxy 0.22x of direct under h2load where
 // HAProxy made 1.60x. One goroutine per connection reads frames; each
-// request runs on a goroutine of its own with net/http's types
+// request runs on a worker goroutine with net/http's types
 // (stream2.ServeHTTP, so the forwarding code is shared with the rest);
 // every stream's frames are encoded into one connection buffer that one
 // writer goroutine sends, yielding once first so that the responses ready
