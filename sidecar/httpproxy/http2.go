@@ -5,14 +5,12 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
-
-	"golang.org/x/net/http2"
 
 	"github.com/skeinmesh/skein/sidecar/http1"
 	"github.com/skeinmesh/skein/sidecar/lb"
@@ -20,24 +18,10 @@ import (
 	"github.com/skeinmesh/skein/sidecar/upstream"
 )
 
-// The HTTP/2 downstream path: golang.org/x/net/http2's server runs the
+// The HTTP/2 downstream path: the server in server2.go runs the
 // connection and calls ServeHTTP per stream, which routes with the same
 // router and filters as HTTP/1 and forwards over HTTP/2 (streaming both
 // ways, trailers kept: gRPC) or HTTP/1.1, as the cluster speaks.
-
-// serve2 serves an HTTP/2 (prior knowledge) connection.
-func (h *Handler) serve2(ctx context.Context, c net.Conn, src, dst netip.AddrPort) {
-	srv := &http2.Server{IdleTimeout: h.IdleTimeout}
-	base := &http.Server{}
-	if h.MaxRequestHeadersKB > 0 {
-		base.MaxHeaderBytes = h.MaxRequestHeadersKB << 10
-	}
-	srv.ServeConn(c, &http2.ServeConnOpts{
-		Context:    ctx,
-		BaseConfig: base,
-		Handler:    &stream2{h: h, src: src, dst: dst},
-	})
-}
 
 // stream2 handles the streams of one HTTP/2 connection.
 type stream2 struct {
@@ -178,7 +162,9 @@ func (t *try2) retries(f failure, host *lb.Host) bool {
 // header edits and the connection manager's headers.
 func (p *stream2) outbound(r *http.Request, rt *router.Route, wc *router.WeightedCluster) (*http.Request, error) {
 	h := p.h
-	hdr := r.Header.Clone()
+	// The server made r.Header for this request alone: edited in place,
+	// as the HTTP/1 path edits its request head.
+	hdr := r.Header
 	if hdr == nil {
 		hdr = http.Header{}
 	}
@@ -188,15 +174,14 @@ func (p *stream2) outbound(r *http.Request, rt *router.Route, wc *router.Weighte
 		authority = wc.HostRewrite
 	}
 	u := &url.URL{Scheme: "http", Host: authority, RawQuery: r.URL.RawQuery}
-	path := []byte(r.URL.EscapedPath())
-	if np, ok := rt.RewritePath(nil, path); ok {
-		path = np
+	u.Path, u.RawPath = r.URL.Path, r.URL.RawPath
+	if np, ok := rt.RewritePath(nil, []byte(r.URL.EscapedPath())); ok {
+		pu, err := url.Parse(string(np))
+		if err != nil {
+			return nil, err
+		}
+		u.Path, u.RawPath = pu.Path, pu.RawPath
 	}
-	pu, err := url.Parse(string(path))
-	if err != nil {
-		return nil, err
-	}
-	u.Path, u.RawPath = pu.Path, pu.RawPath
 	hs := headers2(hdr)
 	wc.RequestHeaders.Apply(hs)
 	hdr.Del("X-Forwarded-Client-Cert")
@@ -298,10 +283,10 @@ func (p *stream2) forward1(w http.ResponseWriter, x *Exchange, cl *upstream.Clus
 	if _, ok := out.Header["User-Agent"]; !ok {
 		out.Header["User-Agent"] = nil // net/http adds its own otherwise
 	}
-	if err := out.Write(cn.W); err == nil {
+	if err := writeRequest1(cn.W, out); err == nil {
 		err = cn.W.Flush()
 	}
-	resp, err := http.ReadResponse(cn.R, out)
+	resp, err := readResponse1(cn.R, out)
 	if err != nil {
 		if t.retries(t.rs.roundTripFailure(t.conn, err, perTry), host) {
 			return 0, 0, true
@@ -331,7 +316,9 @@ func (p *stream2) forward1(w http.ResponseWriter, x *Exchange, cl *upstream.Clus
 // filters'), body flushed as it arrives, trailers.
 //
 // A response known to have no body (the upstream's HEADERS frame ended the
-// stream, or Content-Length: 0) is not flushed after its head: net/http's
+// stream, or Content-Length: 0), or whose Content-Length worth of body the
+// first read brings, is not flushed after its head (so head and body go
+// out in one write with END_STREAM): net/http's
 // HTTP/2 server then sends the head with END_STREAM when the handler
 // returns, so a gRPC trailers-only response (an error before any message:
 // grpc-status and the trailer metadata in the one HEADERS frame) stays
@@ -339,9 +326,14 @@ func (p *stream2) forward1(w http.ResponseWriter, x *Exchange, cl *upstream.Clus
 // the stream with an empty DATA frame: grpc-status in headers, no
 // trailers, which gRPC clients report as Internal.
 func (p *stream2) copyResponse(w http.ResponseWriter, x *Exchange, resp *http.Response, wc *router.WeightedCluster) (int, int64) {
-	hdr := w.Header()
-	for k, vs := range resp.Header {
-		hdr[k] = vs
+	var hdr http.Header
+	if hw, ok := w.(*h2writer); ok && len(hw.hdr) == 0 && resp.Header != nil {
+		hw.hdr, hdr = resp.Header, resp.Header // ours alone: no copy
+	} else {
+		hdr = w.Header()
+		for k, vs := range resp.Header {
+			hdr[k] = vs
+		}
 	}
 	stripHopByHop(hdr)
 	for k := range resp.Trailer {
@@ -353,28 +345,47 @@ func (p *stream2) copyResponse(w http.ResponseWriter, x *Exchange, resp *http.Re
 	p.h.runResponseFilters(x)
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
-	if resp.ContentLength != 0 {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	// A body of unknown length (a gRPC stream) may take its time: the head
+	// goes now. One of known length usually arrives in the first read: the
+	// head then goes out with it (and with END_STREAM when the handler
+	// returns), not flushed on its own.
+	if resp.ContentLength < 0 {
+		rc.Flush()
+	}
+	n, err := resp.Body.Read(buf)
+	if err == nil && resp.ContentLength > 0 && !bodyDone(resp, n) {
 		rc.Flush()
 	}
 	var rx int64
-	buf := make([]byte, 32<<10)
 	for {
-		n, err := resp.Body.Read(buf)
 		if n > 0 {
 			rx += int64(n)
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return resp.StatusCode, rx
 			}
-			rc.Flush()
+			if err == nil && !bodyDone(resp, int(rx)) {
+				rc.Flush()
+			}
+		}
+		if err == nil && bodyDone(resp, int(rx)) {
+			// Read the EOF (and the trailers before it) without
+			// a flush in between.
+			n, err = resp.Body.Read(buf)
+			continue
 		}
 		if err == io.EOF {
 			break
 		}
-		if err != nil {
-			// The response was cut: reset the stream rather than end it
-			// cleanly, so the client sees the failure.
-			panic(http.ErrAbortHandler)
+		if err == nil {
+			n, err = resp.Body.Read(buf)
+			continue
 		}
+		// The response was cut: reset the stream rather than end it
+		// cleanly, so the client sees the failure.
+		panic(http.ErrAbortHandler)
 	}
 	for k, vs := range resp.Trailer {
 		for _, v := range vs {
@@ -382,6 +393,15 @@ func (p *stream2) copyResponse(w http.ResponseWriter, x *Exchange, resp *http.Re
 		}
 	}
 	return resp.StatusCode, rx
+}
+
+// copyBufs hold the buffers copyResponse copies bodies with.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// bodyDone reports whether n bytes are all of resp's body, as its
+// Content-Length says.
+func bodyDone(resp *http.Response, n int) bool {
+	return resp.ContentLength >= 0 && int64(n) >= resp.ContentLength
 }
 
 // roundTripError maps a failure before the response head to a reply.
@@ -455,7 +475,7 @@ var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Transfe
 // stripHopByHop removes hop-by-hop fields and those Connection names; TE
 // stays only as "trailers".
 func stripHopByHop(h http.Header) {
-	for _, v := range h.Values("Connection") {
+	for _, v := range h["Connection"] {
 		for _, f := range strings.Split(v, ",") {
 			if f = strings.TrimSpace(f); f != "" {
 				h.Del(f)
@@ -463,10 +483,10 @@ func stripHopByHop(h http.Header) {
 		}
 	}
 	for _, k := range hopByHop {
-		h.Del(k)
+		delete(h, k) // canonical already
 	}
-	if te := h.Values("Te"); len(te) > 0 {
-		h.Del("Te")
+	if te := h["Te"]; len(te) > 0 {
+		delete(h, "Te")
 		for _, v := range te {
 			if strings.Contains(strings.ToLower(v), "trailers") {
 				h.Set("Te", "trailers")
@@ -485,14 +505,27 @@ func (h headers2) Del(name string)        { http.Header(h).Del(name) }
 
 var _ router.Headers = headers2(nil)
 
-// request2 is router.Request over an HTTP/2 request.
-type request2 struct{ r *http.Request }
+// request2 is router.Request over an HTTP/2 request; path and authority
+// are converted once.
+type request2 struct {
+	r         *http.Request
+	path      []byte
+	authority []byte
+}
 
 var _ router.Request = (*request2)(nil)
 
-func (q *request2) Method() []byte    { return []byte(q.r.Method) }
-func (q *request2) Authority() []byte { return []byte(q.r.Host) }
+func (q *request2) Method() []byte { return []byte(q.r.Method) }
+func (q *request2) Authority() []byte {
+	if q.authority == nil {
+		q.authority = []byte(q.r.Host)
+	}
+	return q.authority
+}
 func (q *request2) Path() []byte {
+	if q.path != nil {
+		return q.path
+	}
 	u := q.r.RequestURI
 	if i := strings.IndexByte(u, '?'); i >= 0 {
 		u = u[:i]
@@ -500,7 +533,8 @@ func (q *request2) Path() []byte {
 	if u == "" {
 		u = q.r.URL.EscapedPath()
 	}
-	return []byte(u)
+	q.path = []byte(u)
+	return q.path
 }
 func (q *request2) Query() []byte {
 	if i := strings.IndexByte(q.r.RequestURI, '?'); i >= 0 {
