@@ -245,6 +245,7 @@ func (c *h2conn) serve() {
 			if errors.As(err, &ce) {
 				c.fail(http2.ErrCode(ce))
 			}
+			c.debug("HTTP/2 connection ended reading", err)
 			return
 		}
 		var cerr error
@@ -285,8 +286,16 @@ func (c *h2conn) serve() {
 			if errors.As(cerr, &ce) {
 				c.fail(http2.ErrCode(ce))
 			}
+			c.debug("HTTP/2 connection error", cerr)
 			return
 		}
+	}
+}
+
+// debug logs why the connection ends, at V(1).
+func (c *h2conn) debug(msg string, err error) {
+	if l := c.h.deps.Log.V(1); l.Enabled() {
+		l.Info(msg, "err", err.Error(), "remote", c.remote)
 	}
 }
 

@@ -276,6 +276,9 @@ func (w *h2writer) send(end bool) error {
 				w.err = errStreamClosed
 				return w.err
 			}
+			// What this loop queued must go out before the window
+			// it waits for can open.
+			c.queued()
 			switch {
 			case s.sendWindow <= 0:
 				s.cond.Wait()
