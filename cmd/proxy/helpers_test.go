@@ -251,3 +251,26 @@ func startBackend(t *testing.T, name string) *backend {
 
 // yamlQuote keeps a test's YAML readable.
 func lines(s ...string) string { return strings.Join(s, "\n") + "\n" }
+
+// httpListener is a bootstrap's static listener, as YAML lines for
+// lines(): HTTP connection manager (codec AUTO) on 127.0.0.1:port with one
+// virtual host of the given routes (YAML flow mappings) and the router.
+func httpListener(name, port string, routes ...string) string {
+	return strings.Join([]string{
+		"  - name: " + name,
+		"    address: {socket_address: {address: 127.0.0.1, port_value: " + port + "}}",
+		"    filter_chains:",
+		"    - filters:",
+		"      - name: envoy.filters.network.http_connection_manager",
+		"        typed_config:",
+		`          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager`,
+		"          stat_prefix: http",
+		"          route_config:",
+		"            name: local",
+		`            virtual_hosts: [{name: all, domains: ["*"], routes: [` + strings.Join(routes, ", ") + `]}]`,
+		"          http_filters:",
+		"          - name: envoy.filters.http.router",
+		"            typed_config:",
+		`              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router`,
+	}, "\n")
+}
