@@ -100,6 +100,13 @@ BENCH_PROXY_ARGS ?=
 bench-proxy: $(if $(SKEIN_PROXY),,proxy) ## Compare skein-proxy, HAProxy and nginx on one CPU against direct, on loopback; prints one table (a benchmark, not a test; installs what it needs)
 	hack/bench-proxy/bench.sh $(BENCH_PROXY_ARGS)
 
+# Flags for h2spec, e.g. H2SPEC_ARGS="--strict" or H2SPEC_ARGS="http2/5.1 -v"; SKEIN_PROXY=path picks the binary.
+H2SPEC_ARGS ?=
+
+.PHONY: h2spec
+h2spec: $(if $(SKEIN_PROXY),,proxy) ## Check skein-proxy's HTTP/2 server with h2spec (h2c, on loopback); fails on a case not allowed in hack/h2spec.sh (builds h2spec into bin/)
+	hack/h2spec.sh $(H2SPEC_ARGS)
+
 ##@ Local cluster
 
 .PHONY: demo

@@ -56,6 +56,22 @@
 // parses the response head with sidecar/http1 (upstream1.go), handing the
 // response on as an *http.Response.
 //
+// Conformance is checked with h2spec (make h2spec, hack/h2spec.sh), which
+// it passes but for one case where the proxy legitimately differs: with
+// codec AUTO (HTTP/1.1 and h2c prior knowledge on one port) bytes that are
+// not the connection preface are an HTTP/1.1 request, so an invalid preface
+// gets an HTTP/1.1 400 with Connection: close and the connection is closed,
+// not the bare close RFC 9113 3.4 asks of an HTTP/2-only endpoint
+// (net/http's h2c does the same). Frames larger than the default
+// SETTINGS_MAX_FRAME_SIZE (16 KiB, not raised) end the connection with
+// FRAME_SIZE_ERROR (RFC 9113 4.2). DATA on a stream that ended or that the
+// client reset gets RST_STREAM STREAM_CLOSED; frames on a stream the server
+// reset are ignored (RFC 9113 5.1), for the last 16 streams it reset once
+// they are forgotten, HEADERS on an older closed stream being a connection
+// error as in net/http. Priorities are ignored, but a stream that depends on
+// itself is a PROTOCOL_ERROR (RFC 9113 5.3.1), and so is a request lacking
+// :method, :scheme or :path (CONNECT: :authority only; RFC 9113 8.3.1, 8.5).
+//
 // # HTTP filters
 //
 // Filter is the extension point for what the next issues add (fault

@@ -33,8 +33,10 @@ import (
 // finish), RST_STREAM both ways (a handler's panic resets its stream,
 // http.ErrAbortHandler included), trailers both ways, CONTINUATION,
 // MAX_CONCURRENT_STREAMS (REFUSED_STREAM beyond it). Not kept: server
-// push, priorities (ignored, as RFC 9113 allows), and the Date and sniffed
-// Content-Type that net/http's server adds to responses lacking them.
+// push, priorities (ignored, as RFC 9113 allows, but for a stream that
+// depends on itself), and the Date and sniffed Content-Type that
+// net/http's server adds to responses lacking them. doc.go says how it
+// answers frames h2spec probes (make h2spec).
 
 const (
 	// h2MaxStreams is SETTINGS_MAX_CONCURRENT_STREAMS, as
@@ -53,6 +55,15 @@ const (
 	// h2Chunk is how much response body a stream buffers before sending
 	// it without a Flush.
 	h2Chunk = 16 << 10
+	// h2MaxReadFrame is the largest frame a client may send: the
+	// protocol's default SETTINGS_MAX_FRAME_SIZE, which this server does
+	// not raise.
+	h2MaxReadFrame = 16 << 10
+	// h2ResetsKept is how many of the streams this server reset are
+	// remembered after they are forgotten, so that the frames the
+	// client sent before it saw the RST_STREAM are ignored (RFC 9113
+	// 5.1) rather than answered as frames on a closed stream.
+	h2ResetsKept = 16
 )
 
 // errStreamClosed is a write to a stream that was reset or whose
@@ -83,9 +94,11 @@ type h2conn struct {
 	done     bool // torn down: no more frames
 
 	streams     map[uint32]*h2stream
-	maxID       uint32 // highest client stream id seen
-	goAway      bool   // a GOAWAY was sent
-	sendWindow  int64  // the peer's connection window for our DATA
+	maxID       uint32               // highest client stream id seen
+	sentResets  [h2ResetsKept]uint32 // the last streams reset by this server, a ring
+	nextReset   int
+	goAway      bool  // a GOAWAY was sent
+	sendWindow  int64 // the peer's connection window for our DATA
 	connCond    sync.Cond
 	peerWindow  int64 // the peer's SETTINGS_INITIAL_WINDOW_SIZE
 	peerFrame   int   // the peer's SETTINGS_MAX_FRAME_SIZE
@@ -115,6 +128,7 @@ type h2stream struct {
 	received    int64 // body bytes received
 	sendWindow  int64
 	reset       bool // RST_STREAM sent or received
+	peerReset   bool // RST_STREAM received
 	handlerDone bool
 }
 
@@ -214,6 +228,7 @@ func (c *h2conn) serve() {
 	c.fr = http2.NewFramer(nil, br)
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.fr.MaxHeaderListSize = c.maxHdr
+	c.fr.SetMaxReadFrameSize(h2MaxReadFrame)
 	c.fr.SetReuseFrames()
 	c.mu.Lock()
 	c.wfr.WriteSettings(
@@ -244,6 +259,9 @@ func (c *h2conn) serve() {
 			var ce http2.ConnectionError
 			if errors.As(err, &ce) {
 				c.fail(http2.ErrCode(ce))
+			} else if errors.Is(err, http2.ErrFrameTooLarge) {
+				// Larger than SETTINGS_MAX_FRAME_SIZE (RFC 9113 4.2).
+				c.fail(http2.ErrCodeFrameSize)
 			}
 			c.debug("HTTP/2 connection ended reading", err)
 			return
@@ -268,7 +286,7 @@ func (c *h2conn) serve() {
 		case *http2.RSTStreamFrame:
 			c.mu.Lock()
 			if s := c.streams[f.StreamID]; s != nil {
-				s.reset = true
+				s.reset, s.peerReset = true, true
 				c.closeStreamLocked(s, errStreamClosed)
 			} else if f.StreamID > c.maxID {
 				cerr = http2.ConnectionError(http2.ErrCodeProtocol)
@@ -278,8 +296,15 @@ func (c *h2conn) serve() {
 			// The client opens no more streams; the ones open finish.
 		case *http2.PushPromiseFrame:
 			cerr = http2.ConnectionError(http2.ErrCodeProtocol)
+		case *http2.PriorityFrame:
+			if f.StreamDep == f.StreamID {
+				// RFC 9113 5.3.1: a stream cannot depend on itself.
+				c.mu.Lock()
+				c.resetLocked(f.StreamID, http2.ErrCodeProtocol)
+				c.mu.Unlock()
+			}
 		default:
-			// PRIORITY and unknown types are ignored.
+			// Unknown types are ignored (RFC 9113 5.5).
 		}
 		if cerr != nil {
 			var ce http2.ConnectionError
@@ -436,9 +461,12 @@ func (c *h2conn) onData(f *http2.DataFrame) error {
 		if f.StreamID > c.maxID {
 			return http2.ConnectionError(http2.ErrCodeProtocol)
 		}
-		// A stream closed or reset: what was in flight is dropped
-		// (RFC 9113 5.1).
 		c.refundLocked(nil, n)
+		if !c.closedByUsLocked(s, f.StreamID) {
+			// DATA on a stream that ended, or that the client
+			// reset: STREAM_CLOSED (RFC 9113 5.1).
+			c.writeResetLocked(f.StreamID, http2.ErrCodeStreamClosed)
+		}
 		return nil
 	}
 	if s.bodyEnded {
@@ -511,6 +539,9 @@ func (c *h2conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		// Trailers: they end the stream.
 		defer c.mu.Unlock()
 		if s.reset {
+			if !c.closedByUsLocked(s, id) {
+				c.writeResetLocked(id, http2.ErrCodeStreamClosed)
+			}
 			return nil
 		}
 		if s.bodyEnded {
@@ -531,12 +562,24 @@ func (c *h2conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		c.maybeForgetLocked(s)
 		return nil
 	}
+	if id%2 == 1 && id <= c.maxID && c.closedByUsLocked(nil, id) {
+		// Trailers of a stream reset and forgotten, sent before the
+		// client saw the RST_STREAM.
+		c.mu.Unlock()
+		return nil
+	}
 	if id%2 == 0 || id <= c.maxID {
 		c.mu.Unlock()
 		return http2.ConnectionError(http2.ErrCodeProtocol)
 	}
 	c.maxID = id
 	if c.goAway || c.done {
+		c.mu.Unlock()
+		return nil
+	}
+	if f.HasPriority() && f.Priority.StreamDep == id {
+		// RFC 9113 5.3.1: a stream cannot depend on itself.
+		c.resetLocked(id, http2.ErrCodeProtocol)
 		c.mu.Unlock()
 		return nil
 	}
@@ -588,7 +631,7 @@ func (c *h2conn) onHeaders(f *http2.MetaHeadersFrame) error {
 // newRequest fills r with the net/http request of a HEADERS frame (r is
 // then given its context with WithContext, which copies it).
 func (c *h2conn) newRequest(f *http2.MetaHeadersFrame, r *http.Request) error {
-	var method, path, authority string
+	var method, path, authority, scheme string
 	for _, hf := range f.PseudoFields() {
 		switch hf.Name {
 		case ":method":
@@ -597,7 +640,9 @@ func (c *h2conn) newRequest(f *http2.MetaHeadersFrame, r *http.Request) error {
 			path = hf.Value
 		case ":authority":
 			authority = hf.Value
-		case ":scheme", ":protocol":
+		case ":scheme":
+			scheme = hf.Value
+		case ":protocol":
 		default:
 			return errors.New("pseudo-header")
 		}
@@ -648,9 +693,17 @@ func (c *h2conn) newRequest(f *http2.MetaHeadersFrame, r *http.Request) error {
 		return errors.New(":method")
 	}
 	if method == "CONNECT" && path == "" {
+		// RFC 9113 8.5: :authority only.
+		if scheme != "" || authority == "" {
+			return errors.New("CONNECT pseudo-headers")
+		}
 		r.URL = &url.URL{Host: authority}
 		r.RequestURI = authority
 	} else {
+		// RFC 9113 8.3.1: :method, :scheme and :path are required.
+		if scheme == "" {
+			return errors.New(":scheme")
+		}
 		if path == "" || (path[0] != '/' && !(path == "*" && method == "OPTIONS")) {
 			return errors.New(":path")
 		}
@@ -692,11 +745,35 @@ func (c *h2conn) resetLocked(id uint32, code http2.ErrCode) {
 		s.reset = true
 		c.closeStreamLocked(s, errStreamClosed)
 	}
+	c.writeResetLocked(id, code)
+}
+
+// writeResetLocked sends RST_STREAM for id, and remembers that it did.
+func (c *h2conn) writeResetLocked(id uint32, code http2.ErrCode) {
 	if c.done {
 		return
 	}
+	c.sentResets[c.nextReset] = id
+	c.nextReset = (c.nextReset + 1) % h2ResetsKept
 	c.wfr.WriteRSTStream(id, code)
 	c.queued()
+}
+
+// closedByUsLocked reports whether a frame for stream id (s, nil once
+// forgotten) arrived after this server reset the stream, and is to be
+// ignored: the client may have sent it before the RST_STREAM reached it
+// (RFC 9113 5.1). A stream the client reset, or that ended, is not
+// (until this server answered a frame on it with RST_STREAM).
+func (c *h2conn) closedByUsLocked(s *h2stream, id uint32) bool {
+	if s != nil && s.reset && !s.peerReset {
+		return true
+	}
+	for _, r := range c.sentResets {
+		if r == id {
+			return true
+		}
+	}
+	return false
 }
 
 // closeStreamLocked fails the stream's body and waits, cancels its
