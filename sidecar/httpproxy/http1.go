@@ -367,7 +367,7 @@ func (s *conn1) forward1(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 		cn.Release(false)
 		return false, status, rx, tx, false
 	}
-	if rs.p != nil && retriesResponse(rs.p, status, resp.Header.Get("grpc-status")) && s.retries(0, host) {
+	if rs.p != nil && retriesResponse(rs.p, status, resp.Header.Get("grpc-status")) && s.retries(responseFailure(resp.Header.Get(HeaderReason)), host) {
 		s.discard(cn, bodySent)
 		return keep, 0, 0, tx, true
 	}
@@ -406,10 +406,10 @@ func (s *conn1) forward1(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 // included, and nothing of the response sent downstream.
 func (s *conn1) retries(f failure, host *lb.Host) bool {
 	rs := &s.rs
-	if rs.p == nil || (f != 0 && !retriesFailure(rs.p.On, f)) {
+	if rs.p == nil || (f != 0 && f != failPeerConnect && !retriesFailure(rs.p.On, f)) {
 		return false
 	}
-	rs.markFailed(host)
+	rs.failed(f, host)
 	if s.informed {
 		return false
 	}

@@ -148,10 +148,10 @@ type try2 struct {
 // retry can happen (retryState.mayRetry) and the body can be sent again.
 func (t *try2) retries(f failure, host *lb.Host) bool {
 	rs := t.rs
-	if rs.p == nil || (f != 0 && !retriesFailure(rs.p.On, f)) {
+	if rs.p == nil || (f != 0 && f != failPeerConnect && !retriesFailure(rs.p.On, f)) {
 		return false
 	}
-	rs.markFailed(host)
+	rs.failed(f, host)
 	if t.body != nil && !t.body.replayable() {
 		return false
 	}
@@ -250,7 +250,7 @@ func (p *stream2) forward2(w http.ResponseWriter, x *Exchange, cl *upstream.Clus
 
 // retriesResponse reports whether a response head is retried.
 func (t *try2) retriesResponse(resp *http.Response, host *lb.Host) bool {
-	return t.rs.p != nil && retriesResponse(t.rs.p, resp.StatusCode, grpcStatusOf(resp.Header.Get("Grpc-Status"))) && t.retries(0, host)
+	return t.rs.p != nil && retriesResponse(t.rs.p, resp.StatusCode, grpcStatusOf(resp.Header.Get("Grpc-Status"))) && t.retries(responseFailure(resp.Header.Get(HeaderReason)), host)
 }
 
 // forward1 sends the request over an HTTP/1.1 connection of the cluster's
@@ -623,7 +623,7 @@ func (s *conn1) forward2(cl *upstream.Cluster, host *lb.Host, r *router.Route, w
 		return s.localReply(status, reason, nil, wc.ResponseHeaders, nil), status, 0, tx, false
 	}
 	perTry.stop() // the per-try timeout ends with the head
-	if rs.p != nil && retriesResponse(rs.p, resp.StatusCode, grpcStatusOf(resp.Header.Get("Grpc-Status"))) && s.retries(0, host) {
+	if rs.p != nil && retriesResponse(rs.p, resp.StatusCode, grpcStatusOf(resp.Header.Get("Grpc-Status"))) && s.retries(responseFailure(resp.Header.Get(HeaderReason)), host) {
 		resp.Body.Close()
 		return keep, 0, 0, 0, true
 	}

@@ -57,7 +57,35 @@ const (
 	// failPerTryTimeout: the try's per_try_timeout passed before its
 	// response head.
 	failPerTryTimeout
+	// failPeerConnect: not a failure of the try's own but a response the
+	// policy retries that is a peer skein-proxy's local reply saying it
+	// could not connect to its app (x-skein-reason
+	// upstream_connect_failure): the request reached no application.
+	failPeerConnect
 )
+
+// MaxUnprocessedRetries is how many retries beyond the policy's
+// num_retries a request gets when its tries provably reached no
+// application: a connection that could not be made, a stream the upstream
+// refused, or a peer proxy's upstream_connect_failure. Resending such a
+// request is as safe as the first send (grpc-go's transparent retry
+// rests on the same fact). It is what keeps a scale-down from failing
+// requests: three pods of four stopping at once answer 503
+// upstream_connect_failure until the caller's EDS drops them, and with
+// Istio's two retries one request in four that meets the first of them
+// spends all its tries on the three. Only while the cluster has a host the
+// request has not tried; the back-off and the route's timeout still apply.
+const MaxUnprocessedRetries = 4
+
+// responseFailure is failPeerConnect for a peer proxy's
+// upstream_connect_failure (reason: the response's x-skein-reason), else
+// 0: what a retried response passes to the forwarding path's retries.
+func responseFailure[T string | []byte](reason T) failure {
+	if string(reason) == string(ReasonConnectFailure) {
+		return failPeerConnect
+	}
+	return 0
+}
 
 // retriesFailure reports whether a try that failed with f is retried under
 // on, as Envoy's RetryStateImpl::wouldRetryFromReset: 5xx, gateway-error
@@ -107,7 +135,9 @@ const grpcConditions = router.RetryGRPCCancelled | router.RetryGRPCDeadlineExcee
 type retryState struct {
 	p       *router.RetryPolicy
 	cl      *upstream.Cluster
-	done    uint32 // retries made
+	done    uint32 // retries made, of the policy's num_retries
+	free    uint32 // retries made beyond them (MaxUnprocessedRetries)
+	unproc  bool   // the last try reached no application (see failed)
 	tried   [maxTried]*lb.Host
 	ntried  int
 	hard    time.Time     // the route's timeout; zero: none
@@ -129,8 +159,26 @@ func (rs *retryState) release() {
 	}
 }
 
-// left reports whether the policy allows another retry.
-func (rs *retryState) left() bool { return rs.p != nil && rs.done < rs.p.NumRetries }
+// left reports whether the policy allows another retry: one of its
+// num_retries, or, after a try that reached no application, one of
+// MaxUnprocessedRetries.
+func (rs *retryState) left() bool {
+	return rs.p != nil && (rs.done < rs.p.NumRetries || rs.freeLeft())
+}
+
+// freeLeft reports whether the last try reached no application and a
+// retry beyond num_retries is left, with a host not tried yet to take it:
+// a single host is not asked again and again.
+func (rs *retryState) freeLeft() bool {
+	return rs.unproc && rs.free < MaxUnprocessedRetries && rs.ntried < rs.cl.HostCount()
+}
+
+// failed notes how the last try failed (f as the forwarding paths'
+// retries get it) and marks its host (markFailed).
+func (rs *retryState) failed(f failure, h *lb.Host) {
+	rs.unproc = f == failConnect || f == failRefusedStream || f == failPeerConnect
+	rs.markFailed(h)
+}
 
 // remember records h as tried.
 func (rs *retryState) remember(h *lb.Host) {
@@ -209,7 +257,7 @@ func (rs *retryState) mayRetry() bool {
 	if !rs.left() {
 		return false
 	}
-	rs.backOff = rs.p.BackOff(int(rs.done)+1, rand.Float64())
+	rs.backOff = rs.p.BackOff(int(rs.done+rs.free)+1, rand.Float64())
 	if !rs.hard.IsZero() && !time.Now().Add(rs.backOff).Before(rs.hard) {
 		return false
 	}
@@ -223,7 +271,11 @@ func (rs *retryState) sleep(ctx context.Context) bool {
 		rs.holding = true
 		activeRetries(rs.cl.Name()).Add(1)
 	}
-	rs.done++
+	if rs.done >= rs.p.NumRetries && rs.freeLeft() {
+		rs.free++
+	} else {
+		rs.done++
+	}
 	if rs.backOff <= 0 {
 		return ctx.Err() == nil
 	}

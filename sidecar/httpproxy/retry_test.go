@@ -329,3 +329,93 @@ func TestPickAvoidsFailedHosts(t *testing.T) {
 		dead.SetFailedUntil(0)
 	}
 }
+
+// TestUnprocessedRetriesBeyondNumRetries: a try that reached no
+// application (a refused connection, or a peer proxy's
+// upstream_connect_failure) is retried beyond num_retries, up to
+// MaxUnprocessedRetries more while an untried host is left; other
+// failures are not.
+func TestUnprocessedRetriesBeyondNumRetries(t *testing.T) {
+	p := &router.RetryPolicy{On: router.Retry5xx, NumRetries: 1, BackOffBase: time.Microsecond, BackOffMax: time.Microsecond}
+	var addrs []string
+	for i := range 8 {
+		addrs = append(addrs, "127.0.0.1:"+itoaT(9+i))
+	}
+	cl := cluster(t, "c", false, addrs...)
+	h, err := cl.Pick(&upstream.PickContext{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		f    failure
+		want int // retries allowed in a row
+	}{
+		{failConnect, 1 + MaxUnprocessedRetries},
+		{failPeerConnect, 1 + MaxUnprocessedRetries},
+		{failRefusedStream, 1 + MaxUnprocessedRetries},
+		{failReset, 1},
+		{0, 1}, // a retried response of any other kind
+	} {
+		var rs retryState
+		rs.reset(p, cl, time.Time{})
+		n := 0
+		for ; n < 20; n++ {
+			rs.remember(h) // as pick does: 8 hosts, so one untried is always left
+			rs.failed(tc.f, h)
+			if !rs.mayRetry() {
+				break
+			}
+			rs.sleep(t.Context())
+		}
+		rs.release()
+		if n != tc.want {
+			t.Errorf("failure %d: %d retries, want %d", tc.f, n, tc.want)
+		}
+	}
+	if responseFailure(string(ReasonConnectFailure)) != failPeerConnect || responseFailure([]byte("upstream_reset")) != 0 {
+		t.Error("responseFailure does not tell a peer's upstream_connect_failure from other replies")
+	}
+}
+
+// TestScaleDownFirstRequestSucceeds: five of six hosts are pods whose app
+// is gone (their proxies answer 503 upstream_connect_failure), as in a
+// scale-down before the caller's EDS catches up; one retry in the policy.
+// The first request of each fresh proxy still reaches the live host,
+// which only retries beyond num_retries can do (without them it would
+// fail four times in six).
+func TestScaleDownFirstRequestSucceeds(t *testing.T) {
+	gone := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(HeaderReason, string(ReasonConnectFailure))
+		w.WriteHeader(503)
+		io.WriteString(w, "upstream_connect_failure\n")
+	}
+	for _, down := range []string{"h1", "h2"} {
+		for i := range 4 {
+			addrs := []string{serveBackend(t, false, echo("live"))}
+			for range 5 {
+				addrs = append(addrs, serveBackend(t, false, gone))
+			}
+			pol := istioRetry()
+			pol.NumRetries = wrapperspb.UInt32(1)
+			r := toCluster("/", "c")
+			r.GetRoute().RetryPolicy = pol
+			p := startProxy(t, inline(routeConfig("rc", vhost("v", []string{"*"}, r))),
+				Deps{Clusters: clusterSet{"c": cluster(t, "c", false, addrs...)}})
+			var c *http.Client
+			if down == "h1" {
+				c, _ = client(t, p.addr)
+			} else {
+				c = h2cClient(t, p.addr)
+			}
+			resp, err := c.Post("http://svc/x", "text/plain", strings.NewReader("first"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(got) != "live:first" {
+				t.Fatalf("%s proxy %d: first request %d %q (%s), want 200 live:first", down, i, resp.StatusCode, got, resp.Header.Get(HeaderReason))
+			}
+		}
+	}
+}

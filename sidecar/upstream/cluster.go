@@ -229,6 +229,16 @@ func (c *Cluster) Hosts() []*lb.Host {
 	return append([]*lb.Host(nil), c.snap.Load().hosts...)
 }
 
+// HostCount is the number of hosts Pick chooses among, healthy or not: 1
+// for ORIGINAL_DST (a request's host is its destination). It allocates
+// nothing.
+func (c *Cluster) HostCount() int {
+	if c.typ == OriginalDst {
+		return 1
+	}
+	return len(c.snap.Load().hosts)
+}
+
 // Pick chooses the host for one request. It allocates nothing once the
 // host exists (an ORIGINAL_DST cluster creates a host per new destination).
 // The errors are ErrNoHealthyUpstream and ErrNoOriginalDst, returned as
