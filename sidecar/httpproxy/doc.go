@@ -161,8 +161,12 @@
 // retriably in the last FailedHostAvoidance (1s), first tries included:
 // when a scale-down stops several pods at once, their inbound proxies
 // answer 503 until the caller's EDS drops them, and tried hosts alone let
-// a request spend all its tries on them. A retried HTTP/1 response with a small body is read and its
-// connection kept, otherwise closed; an HTTP/2 one is reset.
+// a request spend all its tries on them. Also beyond Envoy, a try that
+// reached no application (connect failure, REFUSED_STREAM, a peer's 503
+// upstream_connect_failure) gets up to MaxUnprocessedRetries retries
+// beyond num_retries while an untried host is left. A retried HTTP/1
+// response with a small body is read and its connection kept, otherwise
+// closed; an HTTP/2 one is reset.
 // circuit_breakers max_retries, or else retry_budget, on the cluster's
 // DEFAULT thresholds cap the requests retrying at once; a cluster with
 // neither is not capped (Envoy's default is 3; Istio sets 2^32-1).
