@@ -23,6 +23,7 @@ import (
 func BenchmarkHTTP2ToHTTP1(b *testing.B) {
 	backend := rawBackend(b)
 	r := toCluster("/", "c")
+	r.GetRoute().Timeout = nil // the default 15s, as in bench-proxy's bootstrap
 	hcm := inline(routeConfig("rc", vhost("svc", []string{"*"}, r)))
 	p := startProxy(b, hcm, Deps{Clusters: clusterSet{"c": cluster(b, "c", false, backend)}, Stats: stats.New()})
 	tr := &http2.Transport{
