@@ -33,8 +33,11 @@ type stream2 struct {
 func (p *stream2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := p.h
 	start := time.Now()
-	view := &request2{r: r}
-	x := &Exchange{
+	st2 := new(state2)
+	view := &st2.view
+	view.r = r
+	x := &st2.x
+	*x = Exchange{
 		Request:        view,
 		RequestHeaders: headers2(r.Header),
 		Source:         p.src,
@@ -85,7 +88,7 @@ func (p *stream2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			defer cancel()
 		}
 	}
-	rs := &retryState{}
+	rs := &st2.rs
 	rs.reset(rt.Retry, cl, hard)
 	defer rs.release()
 	host, err := rs.pick(cl, &pc)
@@ -109,7 +112,8 @@ func (p *stream2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body = newReplayBody(out.Body)
 		defer body.free()
 	}
-	t := &try2{rs: rs, body: body, conn: r.Context()}
+	t := &st2.try
+	*t = try2{rs: rs, body: body, conn: r.Context()}
 	var status int
 	var rx int64
 	for {
@@ -142,6 +146,14 @@ func (p *stream2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	st.RequestDone(status, time.Since(start), rx, 0)
+}
+
+// state2 is the state of one request of ServeHTTP, in one allocation.
+type state2 struct {
+	view request2
+	x    Exchange
+	rs   retryState
+	try  try2
 }
 
 // try2 is what an HTTP/2 stream's try needs to decide on a retry.
