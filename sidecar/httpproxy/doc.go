@@ -38,7 +38,8 @@
 // that are reused (their stacks already grown) and have a context of
 // their own (streamCtx), cheaper than a context.WithCancel child per
 // request of the connection's context; the route timeout (and so the
-// retries' deadline) is a context.WithDeadline on it. It keeps SETTINGS, flow control both
+// retries' deadline) is a context.WithDeadline on it for an HTTP/2
+// cluster, and the upstream connection's deadline for an HTTP/1.1 one. It keeps SETTINGS, flow control both
 // ways (1 MiB windows granted per stream and per connection, refunded as
 // the handler reads; the client's windows bound what is sent), PING,
 // GOAWAY (on a connection error and at the idle timeout), RST_STREAM both
@@ -54,7 +55,9 @@
 // trailers-only response) as one HEADERS frame with END_STREAM. The
 // HTTP/1.1 exchange behind an HTTP/2 request writes the request head and
 // parses the response head with sidecar/http1 (upstream1.go), handing the
-// response on as an *http.Response.
+// response on as an *http.Response; a bodiless idempotent request takes
+// its connection with HTTP1Replayable (no liveness system call) and is
+// resent once when a reused connection turns out closed, as on HTTP/1.
 //
 // Conformance is checked with h2spec (make h2spec, hack/h2spec.sh), which
 // it passes but for one case where the proxy legitimately differs: with

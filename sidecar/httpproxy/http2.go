@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -32,8 +33,11 @@ type stream2 struct {
 func (p *stream2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := p.h
 	start := time.Now()
-	view := &request2{r: r}
-	x := &Exchange{
+	st2 := new(state2)
+	view := &st2.view
+	view.r = r
+	x := &st2.x
+	*x = Exchange{
 		Request:        view,
 		RequestHeaders: headers2(r.Header),
 		Source:         p.src,
@@ -75,11 +79,16 @@ func (p *stream2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var hard time.Time
 	if rt.Timeout > 0 {
 		hard = start.Add(rt.Timeout)
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, hard)
-		defer cancel()
+		// forward1 applies it as the upstream connection's deadline
+		// (rs.hard); a context with a deadline (its timer and its
+		// registration on the stream's context) is for HTTP/2 upstreams.
+		if cl.Protocol() != upstream.HTTP11 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, hard)
+			defer cancel()
+		}
 	}
-	rs := &retryState{}
+	rs := &st2.rs
 	rs.reset(rt.Retry, cl, hard)
 	defer rs.release()
 	host, err := rs.pick(cl, &pc)
@@ -89,18 +98,22 @@ func (p *stream2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.reply(w, x, status, reason, nil, wc.ResponseHeaders)
 		return
 	}
-	out, err := p.outbound(r, rt, wc)
+	o, err := p.outbound(r, rt, wc)
 	if err != nil {
 		p.reply(w, x, 400, ReasonBadRequest, nil, router.HeaderEdits{})
 		return
 	}
-	out = out.WithContext(ctx)
+	if o.Body == http.NoBody {
+		o.Body = nil
+	}
+	out := o.WithContext(ctx) // the one copy on the heap
 	var body *replayBody
 	if rt.Retry != nil && out.Body != nil {
 		body = newReplayBody(out.Body)
 		defer body.free()
 	}
-	t := &try2{rs: rs, body: body, conn: r.Context()}
+	t := &st2.try
+	*t = try2{rs: rs, body: body, conn: r.Context()}
 	var status int
 	var rx int64
 	for {
@@ -135,6 +148,14 @@ func (p *stream2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.RequestDone(status, time.Since(start), rx, 0)
 }
 
+// state2 is the state of one request of ServeHTTP, in one allocation.
+type state2 struct {
+	view request2
+	x    Exchange
+	rs   retryState
+	try  try2
+}
+
 // try2 is what an HTTP/2 stream's try needs to decide on a retry.
 type try2 struct {
 	rs   *retryState
@@ -160,7 +181,7 @@ func (t *try2) retries(f failure, host *lb.Host) bool {
 
 // outbound is the request to send upstream: r with the route's rewrites,
 // header edits and the connection manager's headers.
-func (p *stream2) outbound(r *http.Request, rt *router.Route, wc *router.WeightedCluster) (*http.Request, error) {
+func (p *stream2) outbound(r *http.Request, rt *router.Route, wc *router.WeightedCluster) (http.Request, error) {
 	h := p.h
 	// The server made r.Header for this request alone: edited in place,
 	// as the HTTP/1 path edits its request head.
@@ -178,7 +199,7 @@ func (p *stream2) outbound(r *http.Request, rt *router.Route, wc *router.Weighte
 	if np, ok := rt.RewritePath(nil, []byte(r.URL.EscapedPath())); ok {
 		pu, err := url.Parse(string(np))
 		if err != nil {
-			return nil, err
+			return http.Request{}, err
 		}
 		u.Path, u.RawPath = pu.Path, pu.RawPath
 	}
@@ -193,13 +214,13 @@ func (p *stream2) outbound(r *http.Request, rt *router.Route, wc *router.Weighte
 		}
 		hdr.Set("X-Forwarded-For", xff)
 	} else if hdr.Get("X-Forwarded-Proto") == "" {
-		hdr.Set("X-Forwarded-Proto", "http")
+		hdr["X-Forwarded-Proto"] = xfpHTTP[:1:1] // appending copies it
 	}
 	if h.GenerateRequestID && hdr.Get("X-Request-Id") == "" {
 		var b [36]byte
 		hdr.Set("X-Request-Id", string(newRequestID(&b)))
 	}
-	out := &http.Request{
+	return http.Request{
 		Method:        r.Method,
 		URL:           u,
 		Proto:         "HTTP/2.0",
@@ -209,12 +230,11 @@ func (p *stream2) outbound(r *http.Request, rt *router.Route, wc *router.Weighte
 		ContentLength: r.ContentLength,
 		Body:          r.Body,
 		Trailer:       r.Trailer,
-	}
-	if r.Body == http.NoBody {
-		out.Body = nil
-	}
-	return out, nil
+	}, nil
 }
+
+// xfpHTTP is the value of an X-Forwarded-Proto the proxy adds.
+var xfpHTTP = []string{"http"}
 
 // forward2 streams the exchange over an HTTP/2 connection: the request body
 // as the client sends it, the response body flushed as it arrives, then
@@ -254,22 +274,53 @@ func (t *try2) retriesResponse(resp *http.Response, host *lb.Host) bool {
 }
 
 // forward1 sends the request over an HTTP/1.1 connection of the cluster's
-// pool with net/http's codec.
+// pool with net/http's codec. The route's timeout (t.rs.hard) is the
+// connection's deadline; the end of the try's context (the client reset
+// the stream, or the per-try timeout) moves it to the past.
+//
+// A bodiless idempotent request takes its connection with
+// HTTP1Replayable (no liveness system call for a connection idle less
+// than upstream.ReplayPeekAfter) and is resent once, on a connection from
+// HTTP1, when a reused connection fails before the response head, as the
+// HTTP/1 path does.
 func (p *stream2) forward1(w http.ResponseWriter, x *Exchange, cl *upstream.Cluster, host *lb.Host, out *http.Request, wc *router.WeightedCluster, t *try2) (int, int64, bool) {
-	cn, err := cl.HTTP1(out.Context(), host)
-	if err != nil {
-		if t.retries(failureOf(err), host) {
-			return 0, 0, true
-		}
-		status, reason := upstreamReason(err)
-		return p.reply(w, x, status, reason, nil, wc.ResponseHeaders), 0, false
+	replayable := out.Body == nil && idempotentMethod(out.Method)
+	out.Proto, out.ProtoMajor, out.ProtoMinor = "HTTP/1.1", 1, 1
+	if _, ok := out.Header["User-Agent"]; !ok {
+		out.Header["User-Agent"] = nil // net/http adds its own otherwise
 	}
 	ctx, perTry := t.rs.tryContext(out.Context())
 	defer perTry.end()
-	if d, ok := out.Context().Deadline(); ok {
-		cn.SetDeadline(d)
+	for attempt := 0; ; attempt++ {
+		var cn *upstream.Conn1
+		var err error
+		if replayable && attempt == 0 {
+			cn, err = cl.HTTP1Replayable(ctx, host) // resent below if it was stale
+		} else {
+			cn, err = cl.HTTP1(ctx, host)
+		}
+		if err != nil {
+			if t.retries(failureOf(err), host) {
+				return 0, 0, true
+			}
+			status, reason := upstreamReason(err)
+			return p.reply(w, x, status, reason, nil, wc.ResponseHeaders), 0, false
+		}
+		status, rx, retry, stale := p.exchange1(w, x, cn, host, out, wc, t, ctx, perTry, replayable && attempt == 0)
+		if !stale {
+			return status, rx, retry
+		}
 	}
-	stop := context.AfterFunc(ctx, func() { cn.SetDeadline(time.Unix(1, 0)) })
+}
+
+// exchange1 is one exchange of forward1 on cn, which it releases. stale
+// reports a reused connection that failed before the response head, for
+// forward1 to resend the request on another (only when resend is set).
+func (p *stream2) exchange1(w http.ResponseWriter, x *Exchange, cn *upstream.Conn1, host *lb.Host, out *http.Request, wc *router.WeightedCluster, t *try2, ctx context.Context, perTry *tryTimer, resend bool) (status int, rx int64, retry, stale bool) {
+	if hard := t.rs.hard; !hard.IsZero() {
+		cn.SetDeadline(hard)
+	}
+	stop := registerAfter(ctx, func() { cn.SetDeadline(time.Unix(1, 0)) })
 	reusable := false
 	defer func() {
 		if stop() {
@@ -279,23 +330,27 @@ func (p *stream2) forward1(w http.ResponseWriter, x *Exchange, cl *upstream.Clus
 		}
 		cn.Release(reusable)
 	}()
-	out.Proto, out.ProtoMajor, out.ProtoMinor = "HTTP/1.1", 1, 1
-	if _, ok := out.Header["User-Agent"]; !ok {
-		out.Header["User-Agent"] = nil // net/http adds its own otherwise
-	}
-	if err := writeRequest1(cn.W, out); err == nil {
+	err := writeRequest1(cn.W, out)
+	if err == nil {
 		err = cn.W.Flush()
 	}
 	resp, err := readResponse1(cn.R, out)
 	if err != nil {
-		if t.retries(t.rs.roundTripFailure(t.conn, err, perTry), host) {
-			return 0, 0, true
+		timedOut := errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() == nil
+		if resend && cn.Reused() && ctx.Err() == nil && !timedOut {
+			return 0, 0, false, true // the server closed an idle connection as we reused it
 		}
-		status, reason := roundTripError(out.Context(), err)
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		if t.retries(t.rs.roundTripFailure(t.conn, err, perTry), host) {
+			return 0, 0, true, false
+		}
+		status, reason := roundTripError(ctx, err)
+		switch {
+		case timedOut:
+			status, reason = 504, ReasonUpstreamTimeout // the route's timeout
+		case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
 			status, reason = 503, ReasonUpstreamReset
 		}
-		return p.reply(w, x, status, reason, nil, wc.ResponseHeaders), 0, false
+		return p.reply(w, x, status, reason, nil, wc.ResponseHeaders), 0, false, false
 	}
 	perTry.stop()
 	if t.retriesResponse(resp, host) {
@@ -305,11 +360,32 @@ func (p *stream2) forward1(w http.ResponseWriter, x *Exchange, cl *upstream.Clus
 			reusable = err == nil && !resp.Close
 		}
 		resp.Body.Close()
-		return 0, 0, true
+		return 0, 0, true, false
 	}
-	status, rx := p.copyResponse(w, x, resp, wc)
+	status, rx = p.copyResponse(w, x, resp, wc)
 	reusable = !resp.Close && resp.Body.Close() == nil && status != 0
-	return status, rx, false
+	return status, rx, false, false
+}
+
+// registerAfter is context.AfterFunc, registering f on a context that has an
+// AfterFunc method of its own (the stream's, streamCtx) directly: three
+// allocations rather than seven (context.AfterFunc wraps f in a context of
+// its own, registered on ctx).
+func registerAfter(ctx context.Context, f func()) (stop func() bool) {
+	if af, ok := ctx.(interface{ AfterFunc(func()) func() bool }); ok {
+		return af.AfterFunc(f)
+	}
+	return context.AfterFunc(ctx, f)
+}
+
+// idempotentMethod reports whether a request with method may be sent
+// twice (RFC 9110 9.2.2), as idempotent for the HTTP/1 path.
+func idempotentMethod(m string) bool {
+	switch m {
+	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
+		return true
+	}
+	return false
 }
 
 // copyResponse sends resp downstream: head (with the route's edits and the

@@ -111,7 +111,9 @@ func readResponse1(r *bufio.Reader, req *http.Request) (*http.Response, error) {
 			return nil, http1.ErrStatusLine // no Upgrade over HTTP/2 (extended CONNECT) yet
 		}
 	}
-	resp := &http.Response{
+	rb := new(response1)
+	resp := &rb.resp
+	*resp = http.Response{
 		Status:     statusLine(head),
 		StatusCode: head.Status,
 		Proto:      head.Proto.String(),
@@ -131,12 +133,13 @@ func readResponse1(r *bufio.Reader, req *http.Request) (*http.Response, error) {
 		_, value := head.Header.At(i)
 		size += len(value)
 	}
-	vb := make([]byte, 0, size)
+	var vb strings.Builder
+	vb.Grow(size)
 	for i := range n {
 		_, value := head.Header.At(i)
-		vb = append(vb, value...)
+		vb.Write(value)
 	}
-	all, off := string(vb), 0
+	all, off := vb.String(), 0
 	vals := make([]string, n)
 	for i := range n {
 		name, value := head.Header.At(i)
@@ -161,7 +164,8 @@ func readResponse1(r *bufio.Reader, req *http.Request) (*http.Response, error) {
 		resp.Body = http.NoBody
 	case http1.ContentLength:
 		resp.ContentLength = head.Body.Length
-		resp.Body = &body1{r: r, n: head.Body.Length}
+		rb.body = body1{r: r, n: head.Body.Length}
+		resp.Body = &rb.body
 		if head.Body.Length == 0 {
 			resp.Body = http.NoBody
 		}
@@ -179,13 +183,21 @@ func readResponse1(r *bufio.Reader, req *http.Request) (*http.Response, error) {
 			}
 		}
 		delete(resp.Header, "Trailer")
-		resp.Body = &body1{r: r, n: -1, chunked: httputil.NewChunkedReader(r), resp: resp}
+		rb.body = body1{r: r, n: -1, chunked: httputil.NewChunkedReader(r), resp: resp}
+		resp.Body = &rb.body
 	default: // until close
 		resp.ContentLength = -1
 		resp.Close = true
-		resp.Body = &body1{r: r, n: -1}
+		rb.body = body1{r: r, n: -1}
+		resp.Body = &rb.body
 	}
 	return resp, nil
+}
+
+// response1 is a response and its body in one allocation.
+type response1 struct {
+	resp http.Response
+	body body1
 }
 
 // statusLine is http.Response.Status: "200 OK".
