@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/skeinmesh/skein/sidecar/http1"
 	"github.com/skeinmesh/skein/sidecar/listener"
 	"github.com/skeinmesh/skein/sidecar/router"
 	"github.com/skeinmesh/skein/sidecar/upstream"
@@ -274,4 +275,37 @@ func (http2Server) serve(ln net.Listener, h http.HandlerFunc) {
 		}
 		go srv.ServeConn(c, &http2.ServeConnOpts{Handler: h})
 	}
+}
+
+// closingBackend is an HTTP/1.1 backend on loopback that answers each
+// connection's first request with 200 "ok" and closes the connection just
+// after, without saying so (no Connection: close); accepted counts the
+// connections.
+func closingBackend(t testing.TB) (addr string, accepted *atomic.Int64) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	accepted = new(atomic.Int64)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			go func() {
+				defer c.Close()
+				br, bw := http1.NewReader(c), http1.NewWriter(c)
+				var req http1.RequestHead
+				if http1.ParseRequestHead(br, &req) != nil {
+					return
+				}
+				bw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				bw.Flush()
+			}()
+		}
+	}()
+	return ln.Addr().String(), accepted
 }

@@ -1,7 +1,6 @@
 package httpproxy
 
 import (
-	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,32 +17,8 @@ import (
 // connection: the client sees 200 every time. Regression test for dropping
 // the MSG_PEEK on every reuse (issue 6).
 func TestHTTP1StaleConnectionResent(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	var accepted atomic.Int64
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			go func() {
-				defer c.Close()
-				br, bw := http1.NewReader(c), http1.NewWriter(c)
-				var req http1.RequestHead
-				if http1.ParseRequestHead(br, &req) != nil {
-					return
-				}
-				bw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-				bw.Flush()
-			}()
-		}
-	}()
-	cl := cluster(t, "c", false, ln.Addr().String())
+	addr, accepted := closingBackend(t)
+	cl := cluster(t, "c", false, addr)
 	hcm := inline(routeConfig("rc", vhost("svc", []string{"*"}, toCluster("/", "c"))))
 	p := startProxy(t, hcm, Deps{Clusters: clusterSet{"c": cl}})
 	rc := newRawClient(t, p.addr)

@@ -2,15 +2,11 @@ package httpproxy
 
 import (
 	"io"
-	"net"
 	"net/http"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
-
-	"github.com/skeinmesh/skein/sidecar/http1"
 )
 
 // TestH2RouteTimeoutToHTTP1: on the HTTP/2 to HTTP/1.1 path the route's
@@ -45,33 +41,9 @@ func TestH2RouteTimeoutToHTTP1(t *testing.T) {
 // without a liveness peek (HTTP1Replayable), meets the close, and is
 // resent on a new connection: the client sees 200 every time.
 func TestH2StaleConnectionResent(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	var accepted atomic.Int64
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			go func() {
-				defer c.Close()
-				br, bw := http1.NewReader(c), http1.NewWriter(c)
-				var req http1.RequestHead
-				if http1.ParseRequestHead(br, &req) != nil {
-					return
-				}
-				bw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-				bw.Flush()
-			}()
-		}
-	}()
+	addr, accepted := closingBackend(t)
 	hcm := inline(routeConfig("rc", vhost("svc", []string{"*"}, toCluster("/", "c"))))
-	p := startProxy(t, hcm, Deps{Clusters: clusterSet{"c": cluster(t, "c", false, ln.Addr().String())}})
+	p := startProxy(t, hcm, Deps{Clusters: clusterSet{"c": cluster(t, "c", false, addr)}})
 	c := h2cClient(t, p.addr)
 	for i := range 5 {
 		resp, err := c.Get("http://svc/")
