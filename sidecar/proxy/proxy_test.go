@@ -275,7 +275,7 @@ func TestAPIListenersSkipped(t *testing.T) {
 	if p.ListenerAddr("tcp") != "127.0.0.1:"+strconv.Itoa(int(port)) {
 		t.Errorf("tcp listener bound at %q", p.ListenerAddr("tcp"))
 	}
-	if dump, _ := p.ConfigDump(); strings.Contains(string(dump), "8080") {
+	if dump, _ := p.ConfigDump(); strings.Contains(string(dump), "web.default.svc.cluster.local") {
 		t.Errorf("the API listener is in the dump:\n%s", dump)
 	}
 }

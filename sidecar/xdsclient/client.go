@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -199,6 +200,28 @@ func receive[T any](ctx context.Context, recv func() (T, error), out chan<- T, e
 		case out <- m:
 		case <-ctx.Done():
 			return
+		}
+	}
+}
+
+// sendError is the error of a stream whose Send failed with err: grpc-go's
+// SendMsg returns io.EOF when the server ended the stream and gives its
+// status only to Recv, so the status comes from the receiving goroutine
+// (messages still arriving are dropped: the stream is over). Without it a
+// server that refuses delta xDS (Unimplemented) could look like a broken
+// stream, and the client would back off instead of falling back to state
+// of the world.
+func sendError[T any](ctx context.Context, err error, msgs <-chan T, errc <-chan error) error {
+	if !errors.Is(err, io.EOF) {
+		return err
+	}
+	for {
+		select {
+		case rerr := <-errc:
+			return rerr
+		case <-msgs:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }

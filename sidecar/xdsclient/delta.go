@@ -17,6 +17,10 @@ func (c *client) runDelta(ctx context.Context, ads discoveryv3.AggregatedDiscove
 	if err != nil {
 		return false, err
 	}
+	// Receiving starts first, so that a Send that fails with io.EOF can
+	// learn the stream's status from it (see sendError).
+	msgs, errc := make(chan *discoveryv3.DeltaDiscoveryResponse), make(chan error, 1)
+	go receive(ctx, st.Recv, msgs, errc)
 	for i, t := range c.o.Types {
 		ts := c.types[t]
 		// The stream starts from what the proxy runs: the server skips the
@@ -28,12 +32,10 @@ func (c *client) runDelta(ctx context.Context, ads discoveryv3.AggregatedDiscove
 			req.Node = c.o.Node
 		}
 		if err := st.Send(req); err != nil {
-			return false, err
+			return false, sendError(ctx, err, msgs, errc)
 		}
 	}
 
-	msgs, errc := make(chan *discoveryv3.DeltaDiscoveryResponse), make(chan error, 1)
-	go receive(ctx, st.Recv, msgs, errc)
 	answered := false
 	for {
 		select {
@@ -52,7 +54,7 @@ func (c *client) runDelta(ctx context.Context, ads discoveryv3.AggregatedDiscove
 				continue
 			}
 			if err := st.Send(req); err != nil {
-				return answered, err
+				return answered, sendError(ctx, err, msgs, errc)
 			}
 		}
 	}

@@ -18,6 +18,10 @@ func (c *client) runSotW(ctx context.Context, ads discoveryv3.AggregatedDiscover
 	if err != nil {
 		return false, err
 	}
+	// Receiving starts first, so that a Send that fails with io.EOF can
+	// learn the stream's status from it (see sendError).
+	msgs, errc := make(chan *discoveryv3.DiscoveryResponse), make(chan error, 1)
+	go receive(ctx, st.Recv, msgs, errc)
 	for i, t := range c.o.Types {
 		ts := c.types[t]
 		ts.nackedVersion, ts.nackRepeats = "", 0
@@ -28,12 +32,9 @@ func (c *client) runSotW(ctx context.Context, ads discoveryv3.AggregatedDiscover
 			req.Node = c.o.Node
 		}
 		if err := st.Send(req); err != nil {
-			return false, err
+			return false, sendError(ctx, err, msgs, errc)
 		}
 	}
-
-	msgs, errc := make(chan *discoveryv3.DiscoveryResponse), make(chan error, 1)
-	go receive(ctx, st.Recv, msgs, errc)
 
 	// Delayed NACKs, by type: sent when their timer fires unless a newer
 	// response of the type replaced them.
@@ -52,7 +53,7 @@ func (c *client) runSotW(ctx context.Context, ads discoveryv3.AggregatedDiscover
 			}
 			delete(pending, req.TypeUrl)
 			if err := st.Send(req); err != nil {
-				return answered, err
+				return answered, sendError(ctx, err, msgs, errc)
 			}
 		case resp := <-msgs:
 			if !answered {
@@ -76,7 +77,7 @@ func (c *client) runSotW(ctx context.Context, ads discoveryv3.AggregatedDiscover
 				continue
 			}
 			if err := st.Send(req); err != nil {
-				return answered, err
+				return answered, sendError(ctx, err, msgs, errc)
 			}
 		}
 	}
