@@ -503,10 +503,7 @@ func (s *conn1) copyBody(w *bufio.Writer, f http1.Framing) (int64, error) {
 func yieldBeforeRead() { runtime.Gosched() }
 
 // idempotent reports whether a request may be sent again (RFC 9110 §9.2.2).
-func idempotent(req *http1.RequestHead) bool {
-	return req.MethodIs("GET") || req.MethodIs("HEAD") || req.MethodIs("OPTIONS") ||
-		req.MethodIs("TRACE") || req.MethodIs("PUT") || req.MethodIs("DELETE")
-}
+func idempotent(req *http1.RequestHead) bool { return idempotentMethod(string(req.Method())) }
 
 // errDownstream marks a failure on the downstream side while sending the
 // request (the client went away): nothing to answer.

@@ -378,7 +378,8 @@ func registerAfter(ctx context.Context, f func()) (stop func() bool) {
 }
 
 // idempotentMethod reports whether a request with method may be sent
-// twice (RFC 9110 9.2.2), as idempotent for the HTTP/1 path.
+// twice (RFC 9110 9.2.2); the switch on a converted []byte allocates
+// nothing, so the HTTP/1 path uses it too (idempotent).
 func idempotentMethod(m string) bool {
 	switch m {
 	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":

@@ -138,16 +138,7 @@ func TestH2ClientResetEndsUpstreamExchange(t *testing.T) {
 // GOAWAY PROTOCOL_ERROR.
 func TestH2ProtocolBasics(t *testing.T) {
 	p, _ := oneBackend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hi") })
-	conn, err := net.Dial("tcp", p.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	conn.Write(h2Preface)
-	fr := http2.NewFramer(conn, conn)
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	fr.WriteSettings()
+	fr := h2Frames(t, p.addr)
 	fr.WritePing(false, [8]byte{1, 2, 3})
 	var hb bytes.Buffer
 	enc := hpack.NewEncoder(&hb)
@@ -205,16 +196,7 @@ func TestH2SmallClientWindows(t *testing.T) {
 	p, _ := oneBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Write(bytes.Repeat([]byte("w"), size))
 	})
-	conn, err := net.Dial("tcp", p.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	conn.Write(h2Preface)
-	fr := http2.NewFramer(conn, conn)
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1000})
+	fr := h2Frames(t, p.addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1000})
 	var hb bytes.Buffer
 	enc := hpack.NewEncoder(&hb)
 	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "svc"}, {":path", "/"}} {
@@ -253,19 +235,20 @@ func TestH2SmallClientWindows(t *testing.T) {
 }
 
 // h2Frames is a client speaking frames to the server at addr: the preface
-// and an empty SETTINGS are sent; next acknowledges the server's SETTINGS.
-func h2Frames(t *testing.T, addr string) *http2.Framer {
+// and a SETTINGS of settings are sent; next acknowledges the server's
+// SETTINGS. The connection fails after 10 seconds.
+func h2Frames(t *testing.T, addr string, settings ...http2.Setting) *http2.Framer {
 	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
 	conn.Write(h2Preface)
 	fr := http2.NewFramer(conn, conn)
 	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	fr.WriteSettings()
+	fr.WriteSettings(settings...)
 	return fr
 }
 
